@@ -1,0 +1,1 @@
+"""hwbus: bare-metal hardware discovery for OpenStack Ironic over a bus."""

@@ -1,0 +1,1 @@
+"""The consumer daemon: verify, revoke, bring into Ironic."""

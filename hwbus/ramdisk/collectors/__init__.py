@@ -1,0 +1,1 @@
+"""Built-in collectors, one module per kind of device (see base.py)."""
