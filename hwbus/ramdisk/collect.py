@@ -44,11 +44,13 @@ def available() -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=NAMESPACE)}
 
 
-def load(names: Iterable[str] | None = None) -> dict[str, Collector]:
+def load(names: Iterable[str] | None = None
+         ) -> dict[str, Collector | Exception]:
     """The collectors to run: the named ones, or all installed ones.
 
     Built-ins come first in their documented order, plug-ins after them
-    in name order, so that merging is deterministic.
+    in name order, so that merging is deterministic. A plug-in that fails
+    to import is returned as its exception, to be reported, not raised.
     """
     installed = available()
     if names is None:
@@ -61,13 +63,21 @@ def load(names: Iterable[str] | None = None) -> dict[str, Collector]:
             raise UnknownCollector(
                 f'unknown collector(s): {", ".join(missing)}; installed: '
                 f'{", ".join(sorted(installed))}')
-    return {name: installed[name].load() for name in wanted}
+    loaded: dict[str, Collector | Exception] = {}
+    for name in wanted:
+        try:
+            loaded[name] = installed[name].load()
+        except Exception as exc:
+            LOG.error('Collector %s cannot be loaded: %s', name, exc)
+            loaded[name] = exc
+    return loaded
 
 
 class _Run(threading.Thread):
     """One collector on its own daemon thread, so a hang cannot block exit."""
 
-    def __init__(self, name: str, func: Collector, root: SystemRoot,
+    def __init__(self, name: str, func: Collector | Exception,
+                 root: SystemRoot,
                  options: Options) -> None:
         super().__init__(name=f'collector-{name}', daemon=True)
         self.collector = name
@@ -79,6 +89,8 @@ class _Run(threading.Thread):
     def run(self) -> None:
         start = time.monotonic()
         try:
+            if isinstance(self.func, Exception):
+                raise self.func
             result = self.func(self.root, self.options)
             if not isinstance(result, Contribution):
                 raise TypeError(f'returned {type(result).__name__}, '

@@ -38,6 +38,8 @@ DEFAULT_COMMAND_TIMEOUT = 10.0
 # Bytes of a single /proc or /sys file read at most; sysfs attributes are
 # one page, /proc/cpuinfo on 512 threads is about 1 MiB.
 MAX_FILE_BYTES = 8 * 1024 * 1024
+# Bytes asked for per read() call.
+_CHUNK_BYTES = 64 * 1024
 # Bytes of command output kept at most, so a runaway tool cannot eat RAM.
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
@@ -144,7 +146,7 @@ class SystemRoot:
         host = self.host_path(path)
         try:
             with open(host, 'rb') as f:
-                data = f.read(MAX_FILE_BYTES)
+                data = _read_capped(f)
         except OSError:
             return None
         if self._recorder:
@@ -283,6 +285,22 @@ class SystemRoot:
         if not ok:
             raise value
         return value
+
+
+def _read_capped(f: Any) -> bytes:
+    """Read to EOF in small chunks, at most MAX_FILE_BYTES.
+
+    One huge read() is not an option: /proc/sys answers a read larger than
+    the kernel will allocate with ENOMEM instead of a short read.
+    """
+    chunks, total = [], 0
+    while total < MAX_FILE_BYTES:
+        chunk = f.read(_CHUNK_BYTES)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b''.join(chunks)[:MAX_FILE_BYTES]
 
 
 def _read_int(path: str, default: int) -> int:

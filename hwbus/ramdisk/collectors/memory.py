@@ -53,8 +53,9 @@ def collect(root: SystemRoot, options: Options) -> Contribution:
     if physical is None:
         physical = _memory_blocks_mb(root)
     if physical is None:
-        errors.append(f'installed memory unknown: DMI: {dmi_error or "no '
-                      f'memory devices"}; no memory blocks in sysfs')
+        reason = dmi_error or 'no memory devices'
+        errors.append(f'installed memory unknown: DMI: {reason}; '
+                      f'no memory blocks in sysfs')
     return Contribution(
         inventory={'memory': {'total': total, 'physical_mb': physical}},
         errors=errors)
