@@ -123,15 +123,18 @@ def _quarantine(document: dict[str, Any],
     the problem is recorded against the collector that wrote it.
     """
     empty = inventory.empty_document()
+    broken: dict[tuple[str, str], list[str]] = {}
     for path, message in inventory.locate(document):
         if len(path) < 2 or path[0] not in ('inventory', 'plugin_data'):
             continue
-        section, key = path[0], path[1]
-        owner = owners.get((section, key), 'hwbus')
         where = '/'.join(str(p) for p in path)
+        broken.setdefault((path[0], path[1]), []).append(
+            f'{where}: {message}')
+    for (section, key), found in broken.items():
         document['plugin_data']['errors'].append({
-            'collector': owner,
-            'message': f'dropped {section}.{key}: {where}: {message}'})
+            'collector': owners.get((section, key), 'hwbus'),
+            'message': f'dropped {section}.{key}: {"; ".join(found)}'[
+                :4096]})
         if key in empty[section]:
             document[section][key] = empty[section][key]
         else:

@@ -1,0 +1,60 @@
+"""Helpers shared by the server fixtures."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+
+TOP = pathlib.Path(__file__).resolve().parents[2]
+CACHE = pathlib.Path(os.environ.get('HWBUS_CACHE', TOP / '.cache'))
+
+
+class ServerError(RuntimeError):
+    """A test server did not come up; the message holds its log tail."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str,
+             log: pathlib.Path | None = None,
+             proc: subprocess.Popen | None = None) -> None:
+    """Poll check() until true; fail with the log tail on timeout/exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServerError(f'{what} exited with {proc.returncode}:\n'
+                              f'{tail(log)}')
+        try:
+            if check():
+                return
+        except Exception:  # noqa: S110 - not up yet, keep polling
+            pass
+        time.sleep(0.2)
+    raise ServerError(f'{what} not ready after {timeout:.0f} s:\n{tail(log)}')
+
+
+def tail(log: pathlib.Path | None, lines: int = 40) -> str:
+    if log is None or not log.exists():
+        return '(no log)'
+    return '\n'.join(log.read_text(errors='replace').splitlines()[-lines:])
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it does not go in time."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,149 @@
+"""A real, standalone Ironic API for tests.
+
+PyPI ``ironic`` in its own virtualenv (tools/install-deps --test puts it
+in .cache/ironic-venv), run as the all-in-one ``ironic`` process with
+noauth, SQLite, no RPC bus, the fake-hardware driver and auto-discovery on:
+exactly the setup a small standalone Ironic uses, on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import textwrap
+
+import requests
+
+from tests.servers.common import CACHE, ServerError, free_port, stop, wait_for
+
+VENV = pathlib.Path(os.environ.get('HWBUS_IRONIC_VENV',
+                                   CACHE / 'ironic-venv'))
+API_VERSION = '1.115'
+# Inspection hooks run on every continue_inspection: Ironic's defaults
+# plus the ones that turn an inventory into node properties.
+HOOKS = ('ramdisk-error,validate-interfaces,ports,architecture,memory,'
+         'cpu-capabilities,boot-mode,pci-devices,parse-lldp,'
+         'local-link-connection,root-device')
+
+
+class IronicServer:
+    """Start with start(), stop with stop(); ``url`` is the API endpoint."""
+
+    def __init__(self, workdir: pathlib.Path, port: int | None = None,
+                 host: str = '127.0.0.1') -> None:
+        self.workdir = workdir
+        self.host = host
+        self.port = port or free_port()
+        self.url = f'http://{host}:{self.port}'
+        self.log = workdir / 'ironic.log'
+        self.conf = workdir / 'ironic.conf'
+        self.proc: subprocess.Popen | None = None
+
+    def _binary(self, name: str) -> str:
+        path = VENV / 'bin' / name
+        if not path.exists():
+            raise ServerError(
+                f'{path} is missing: run tools/install-deps --test (or set '
+                f'HWBUS_IRONIC_VENV to a virtualenv with ironic installed)')
+        return str(path)
+
+    def _write_config(self) -> None:
+        interfaces = {
+            'bios': 'no-bios', 'boot': 'fake', 'console': 'no-console',
+            'deploy': 'fake', 'firmware': 'no-firmware',
+            'inspect': 'agent,no-inspect', 'management': 'fake',
+            'network': 'noop', 'power': 'fake', 'raid': 'fake,no-raid',
+            'rescue': 'no-rescue', 'vendor': 'no-vendor'}
+        lines = '\n'.join(f'enabled_{k}_interfaces = {v}'
+                          for k, v in interfaces.items())
+        self.conf.write_text(textwrap.dedent(f'''\
+            [DEFAULT]
+            auth_strategy = noauth
+            rpc_transport = none
+            enabled_hardware_types = fake-hardware
+            default_inspect_interface = agent
+            host = hwbus-test-{self.port}
+            state_path = {self.workdir}
+            log_file = {self.log}
+            ''') + lines + textwrap.dedent(f'''
+
+            [api]
+            host_ip = {self.host}
+            port = {self.port}
+
+            [database]
+            connection = sqlite:///{self.workdir}/ironic.sqlite
+
+            [auto_discovery]
+            enabled = true
+            driver = fake-hardware
+
+            [inspector]
+            hooks = {HOOKS}
+
+            [dhcp]
+            dhcp_provider = none
+
+            [conductor]
+            automated_clean = false
+
+            [oslo_concurrency]
+            lock_path = {self.workdir}/locks
+            '''))
+
+    def start(self, timeout: float = 90) -> IronicServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not (self.workdir / 'ironic.sqlite').exists():
+            self._write_config()
+            subprocess.run(
+                [self._binary('ironic-dbsync'), '--config-file',
+                 str(self.conf), 'create_schema'],
+                check=True, capture_output=True, timeout=120)
+        self.proc = subprocess.Popen(
+            [self._binary('ironic'), '--config-file', str(self.conf)],
+            stdout=subprocess.DEVNULL, stderr=open(  # noqa: SIM115
+                self.workdir / 'stderr.log', 'ab'),
+            start_new_session=True)
+        wait_for(lambda: requests.get(f'{self.url}/v1', timeout=2).ok,
+                 timeout, 'Ironic API', self.log, self.proc)
+        # The API answers before the conductor has registered itself;
+        # enrolment needs the conductor.
+        wait_for(lambda: bool(self.get('/v1/conductors')['conductors']),
+                 timeout, 'Ironic conductor', self.log, self.proc)
+        return self
+
+    def stop(self) -> None:
+        stop(self.proc)
+        self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # A few calls the tests make; the code under test uses openstacksdk.
+    def _headers(self) -> dict[str, str]:
+        return {'X-OpenStack-Ironic-API-Version': API_VERSION}
+
+    def get(self, path: str) -> dict:
+        response = requests.get(self.url + path, headers=self._headers(),
+                                timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict) -> requests.Response:
+        return requests.post(self.url + path, json=body,
+                             headers=self._headers(), timeout=60)
+
+    def nodes(self) -> list[dict]:
+        return self.get('/v1/nodes?detail=true')['nodes']
+
+    def ports(self) -> list[dict]:
+        return self.get('/v1/ports?detail=true')['ports']
+
+    def delete_all_nodes(self) -> None:
+        """Forget every node, so the next test starts from nothing."""
+        for node in self.get('/v1/nodes')['nodes']:
+            requests.delete(f'{self.url}/v1/nodes/{node["uuid"]}',
+                            headers=self._headers(),
+                            timeout=30).raise_for_status()
