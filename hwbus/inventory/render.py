@@ -69,8 +69,8 @@ def as_table(document: dict[str, Any]) -> str:
             f'{n["name"]} ({n["excluded"]})' for n in skipped))
     if plugin.get('gpus'):
         lines += ['', 'GPUs: ' + ', '.join(
-            f'{g["vendor"] or g["vendor_id"]} {g["product"] or g["product_id"]}'
-            for g in plugin['gpus'])]
+            f'{g["vendor"] or g["vendor_id"]} '
+            f'{g["product"] or g["product_id"]}' for g in plugin['gpus'])]
     if plugin['errors']:
         lines += ['', 'Errors:']
         lines += [f'  {e["collector"]}: {e["message"]}'

@@ -108,7 +108,7 @@ def size_mb(value: str | None) -> int | None:
     match = _SIZE_RE.match(value.strip())
     if not match:
         return None
-    return int(round(float(match.group(1)) * _MB_PER_UNIT[match.group(2)]))
+    return round(float(match.group(1)) * _MB_PER_UNIT[match.group(2)])
 
 
 def _int(value: str | None) -> int | None:

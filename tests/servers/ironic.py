@@ -102,7 +102,7 @@ class IronicServer:
                 check=True, capture_output=True, timeout=120)
         self.proc = subprocess.Popen(
             [self._binary('ironic'), '--config-file', str(self.conf)],
-            stdout=subprocess.DEVNULL, stderr=open(  # noqa: SIM115
+            stdout=subprocess.DEVNULL, stderr=open(
                 self.workdir / 'stderr.log', 'ab'),
             start_new_session=True)
         wait_for(lambda: requests.get(f'{self.url}/v1', timeout=2).ok,

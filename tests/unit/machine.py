@@ -63,7 +63,7 @@ class Machine:
             usb: bool = False, link_type: str = '1',
             numa: str = '0') -> Machine:
         if usb:
-            devpath = f'/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0'
+            devpath = '/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0'
         else:
             devpath = f'/sys/devices/pci0000:3a/0000:3a:00.0/{pci}'
         self.files(devpath, {'vendor': vendor, 'device': device,

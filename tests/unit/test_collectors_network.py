@@ -147,7 +147,7 @@ def test_no_ipmi_device_means_no_bmc_and_no_ipmitool_run(tmp_path):
 
 def test_bmc_found_on_the_first_channel_with_an_address(tmp_path):
     m = Machine(tmp_path).file('/dev/ipmi0')
-    m.cmd('ipmitool-lan-print-1', LAN_PRINT.format(ip='0.0.0.0'))
+    m.cmd('ipmitool-lan-print-1', LAN_PRINT.format(ip='0.0.0.0'))  # noqa: S104
     m.cmd('ipmitool-lan-print-2', LAN_PRINT.format(ip='10.1.0.20'))
     m.cmd('ipmitool-lan6-print-2', LAN6_PRINT)
     part = bmc.collect(m.root(), Options())

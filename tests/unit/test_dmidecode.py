@@ -86,7 +86,7 @@ SMBIOS 3.6.0 present.
 Handle 0x0001, DMI type 1, 27 bytes
 System Information
 \tManufacturer: To Be Filled By O.E.M.
-\tProduct Name: Big Box    
+\tProduct Name: Big Box\x20\x20\x20\x20
 \tSerial Number: Not Specified
 \tUUID: 4C4C4544-0031-3510-8036-B8C04F4D4B32
 

@@ -13,7 +13,11 @@ import re
 from typing import Any
 
 from hwbus.ramdisk.collectors.base import (
-    Contribution, Options, normalize_mac, to_int)
+    Contribution,
+    Options,
+    normalize_mac,
+    to_int,
+)
 from hwbus.ramdisk.sysroot import CommandError, CommandTimeout, SystemRoot
 
 _IPMI_DEVICES = ('/dev/ipmi0', '/dev/ipmi/0', '/dev/ipmidev/0')

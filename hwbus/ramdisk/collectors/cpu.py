@@ -13,7 +13,11 @@ from typing import Any
 
 from hwbus.ramdisk import dmidecode
 from hwbus.ramdisk.collectors.base import (
-    Contribution, Options, parse_cpulist, to_int)
+    Contribution,
+    Options,
+    parse_cpulist,
+    to_int,
+)
 from hwbus.ramdisk.sysroot import CommandError, SystemRoot
 
 _CPU_DIR = '/sys/devices/system/cpu'

@@ -16,8 +16,8 @@ _DISPLAY_CLASS = '03'
 # Vendors whose display functions are BMC or emulated framebuffers:
 # ASPEED, Matrox, QEMU/Bochs, Cirrus Logic, VMware.
 _FRAMEBUFFER_VENDORS = frozenset({'1a03', '102b', '1234', '1013', '15ad'})
-# Red Hat's QXL paravirtual display.
-_FRAMEBUFFER_DEVICES = frozenset({('1b36', '0100')})
+# Red Hat's QXL paravirtual display; Huawei's Hi1710 iBMC VGA.
+_FRAMEBUFFER_DEVICES = frozenset({('1b36', '0100'), ('19e5', '1711')})
 
 
 def collect(root: SystemRoot, options: Options) -> Contribution:

@@ -16,7 +16,12 @@ import psutil
 
 from hwbus.ramdisk import ethtool
 from hwbus.ramdisk.collectors.base import (
-    Contribution, Options, bootif_mac, normalize_mac, to_int)
+    Contribution,
+    Options,
+    bootif_mac,
+    normalize_mac,
+    to_int,
+)
 from hwbus.ramdisk.sysroot import CommandNotFound, SystemRoot
 
 _NET = '/sys/class/net'

@@ -9,7 +9,11 @@ from __future__ import annotations
 import re
 
 from hwbus.ramdisk.collectors.base import (
-    Contribution, Options, parse_cpulist, to_int)
+    Contribution,
+    Options,
+    parse_cpulist,
+    to_int,
+)
 from hwbus.ramdisk.sysroot import SystemRoot
 
 _NODES = '/sys/devices/system/node'
