@@ -16,6 +16,22 @@ from hwbus.ramdisk.sysroot import CommandError, SystemRoot
 
 _PCI = '/sys/bus/pci/devices'
 _NAME_ID_RE = re.compile(r'^(.*?)\s*\[([0-9a-fA-F]{4,6})\]$')
+_SLOT_RE = re.compile(r'^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$')
+
+
+def slot_of(root: SystemRoot, device: str) -> str | None:
+    """The PCI address a device sits on, for /sys/class/*/X/device.
+
+    Usually the link's own name; for virtio and other bus-on-PCI devices
+    the link names the child device ("virtio2") and the PCI function is
+    further up the resolved path.
+    """
+    if not root.exists(device):
+        return None
+    for part in reversed(root.realpath(device).split('/')):
+        if _SLOT_RE.match(part):
+            return part
+    return None
 
 
 def _split_name(field: str) -> str | None:

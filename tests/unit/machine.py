@@ -69,6 +69,9 @@ class Machine:
         self.files(devpath, {'vendor': vendor, 'device': device,
                              'numa_node': numa})
         self.link(f'{devpath}/driver', f'../../../../bus/pci/drivers/{driver}')
+        if not usb:
+            self.link(f'/sys/bus/pci/devices/{pci}',
+                      f'../../../devices/pci0000:3a/0000:3a:00.0/{pci}')
         netdir = f'{devpath}/net/{name}'
         self.files(netdir, {'address': mac, 'carrier': carrier,
                             'speed': speed, 'type': link_type, 'mtu': '1500',

@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-from hwbus.ramdisk import ethtool
+from hwbus.ramdisk import ethtool, pci
 from hwbus.ramdisk.collectors.base import (
     Contribution,
     Options,
@@ -68,6 +68,13 @@ def _infiniband_mac(address: str) -> tuple[str | None, str | None]:
     return mac, _IB_CLIENT_ID_PREFIX + ':'.join(guid)
 
 
+def _numa_node(root: SystemRoot, slot: str | None) -> int | None:
+    if not slot:
+        return None
+    node = to_int(root.read(f'/sys/bus/pci/devices/{slot}/numa_node'))
+    return node if node is not None and node >= 0 else None
+
+
 def _bond(root: SystemRoot, name: str) -> dict[str, Any] | None:
     base = f'{_NET}/{name}'
     master = root.link_name(f'{base}/master')
@@ -114,7 +121,8 @@ def _describe(root: SystemRoot, name: str, facts: dict[str, Any],
     vendor = root.read(f'{base}/device/vendor') if physical else None
     speed = to_int(root.read(f'{base}/speed'))
     carrier = root.read(f'{base}/carrier') == '1'
-    pci_address = root.link_name(f'{base}/device') if physical else None
+    pci_address = (pci.slot_of(root, f'{base}/device')
+                   if physical and not usb else None)
     driver = (root.link_name(f'{base}/device/driver') if physical
               else None) or facts.get('driver')
 
@@ -145,9 +153,8 @@ def _describe(root: SystemRoot, name: str, facts: dict[str, Any],
         'mtu': to_int(root.read(f'{base}/mtu')),
         'operstate': root.read(f'{base}/operstate'),
         'has_carrier': carrier,
-        'pci_address': pci_address if not usb else None,
-        'numa_node_id': (to_int(root.read(f'{base}/device/numa_node'))
-                         if physical else None),
+        'pci_address': pci_address,
+        'numa_node_id': _numa_node(root, pci_address),
         'usb': usb,
         'bond': _bond(root, name),
         'excluded': excluded,

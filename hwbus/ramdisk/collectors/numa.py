@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from hwbus.ramdisk import pci
 from hwbus.ramdisk.collectors.base import (
     Contribution,
     Options,
@@ -48,7 +49,10 @@ def collect(root: SystemRoot, options: Options) -> Contribution:
                          'thread_siblings': list(siblings)})
     nics = []
     for name in root.listdir('/sys/class/net'):
-        node = to_int(root.read(f'/sys/class/net/{name}/device/numa_node'))
+        slot = pci.slot_of(root, f'/sys/class/net/{name}/device')
+        if slot is None:
+            continue
+        node = to_int(root.read(f'/sys/bus/pci/devices/{slot}/numa_node'))
         if node is not None and node >= 0:
             nics.append({'name': name, 'numa_node': node})
         elif node is not None and len(nodes) == 1:
