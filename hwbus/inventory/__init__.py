@@ -41,9 +41,9 @@ def schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Any:
-    cls = jsonschema.validators.validator_for(schema())
-    cls.check_schema(schema())
-    return cls(schema())
+    # check_schema() would cost 100 ms on every start; the schema is
+    # checked once by the unit tests instead.
+    return jsonschema.validators.validator_for(schema())(schema())
 
 
 def locate(document: Any) -> list[tuple[tuple[str | int, ...], str]]:
