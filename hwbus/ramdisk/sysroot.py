@@ -38,6 +38,9 @@ DEFAULT_COMMAND_TIMEOUT = 10.0
 # Bytes of a single /proc or /sys file read at most; sysfs attributes are
 # one page, /proc/cpuinfo on 512 threads is about 1 MiB.
 MAX_FILE_BYTES = 8 * 1024 * 1024
+# A file the recorder leaves in every directory it saw, so that empty
+# directories (memory blocks, holders) survive git; never listed on replay.
+KEEP_MARKER = '.hwbus-keep'
 # Bytes asked for per read() call.
 _CHUNK_BYTES = 64 * 1024
 # Bytes of command output kept at most, so a runaway tool cannot eat RAM.
@@ -160,6 +163,8 @@ class SystemRoot:
             names = sorted(os.listdir(host))
         except OSError:
             return []
+        if not self.live and KEEP_MARKER in names:
+            names.remove(KEEP_MARKER)
         if self._recorder:
             self._recorder.directory(host, names)
         return names
@@ -322,7 +327,7 @@ class _Recorder:
     def __init__(self, directory: str) -> None:
         self.dir = os.path.abspath(directory)
         self._lock = threading.Lock()
-        os.makedirs(os.path.join(self.dir, 'cmd'), exist_ok=True)
+        self._mkdir(os.path.join(self.dir, 'cmd'))
 
     def _dest(self, host_path: str) -> str:
         return os.path.join(self.dir, host_path.lstrip('/'))
@@ -372,15 +377,20 @@ class _Recorder:
         if os.path.lexists(dest):
             return
         if os.path.isdir(real):
-            os.makedirs(dest, exist_ok=True)
+            self._mkdir(dest)
         elif os.path.lexists(real):
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             open(dest, 'ab').close()
 
+    @staticmethod
+    def _mkdir(dest: str) -> None:
+        os.makedirs(dest, exist_ok=True)
+        open(os.path.join(dest, KEEP_MARKER), 'ab').close()
+
     def directory(self, host_path: str, names: list[str]) -> None:
         with self._lock:
             real = self._mirror_links(host_path)
-            os.makedirs(self._dest(real), exist_ok=True)
+            self._mkdir(self._dest(real))
             for name in names:
                 entry = os.path.join(real, name)
                 if os.path.islink(entry):
