@@ -34,11 +34,20 @@ def _enrolled(ironic, macs):
     return node if node['properties'].get('cpu_arch') else None
 
 
+def _expected_ports(inventory):
+    """Ironic's default ([inspector] add_ports = pxe): a port for the boot
+    NIC when the inventory names one, else for every interface."""
+    pxe = inventory['boot']['pxe_interface']
+    if pxe:
+        return {pxe}
+    return {i['mac_address'] for i in inventory['interfaces']}
+
+
 def _post_and_wait(ironic, document):
     body = dict(document['plugin_data'], inventory=document['inventory'])
     response = ironic.post('/v1/continue_inspection', body)
     assert response.status_code == 202, response.text
-    macs = {i['mac_address'] for i in document['inventory']['interfaces']}
+    macs = _expected_ports(document['inventory'])
     found = {}
     wait_for(lambda: found.update(node=_enrolled(ironic, macs))
              or found['node'], 60, 'enrolled node')
@@ -58,7 +67,7 @@ def test_this_machine_is_enrolled_with_its_ports_arch_and_inventory(
     assert props['memory_mb'] == inventory['memory']['physical_mb']
     ports = {p['address'] for p in ironic.ports()
              if p['node_uuid'] == node_uuid}
-    assert ports == {i['mac_address'] for i in inventory['interfaces']}
+    assert ports == _expected_ports(inventory)
     stored = ironic.get(f'/v1/nodes/{node_uuid}/inventory')
     assert stored['inventory'] == inventory
     assert stored['plugin_data']['pci_devices'] == \
@@ -75,6 +84,9 @@ def test_recorded_machines_are_enrolled_too(clean_ironic, machine):
     props = node['properties']
     assert props['cpu_arch'] == inventory['cpu']['architecture']
     assert props['memory_mb'] == inventory['memory']['physical_mb']
+    ports = {p['address'] for p in ironic.ports()
+             if p['node_uuid'] == node_uuid}
+    assert ports == _expected_ports(inventory)
     root_disk = document['plugin_data']['root_disk']
     if root_disk:
         # Ironic keeps 1 GiB for partitioning ([inspector]
