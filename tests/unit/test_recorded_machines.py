@@ -81,3 +81,25 @@ def test_huawei_taishan_facts():
     assert len(plugin['numa_topology']['ram']) == 4
     assert plugin['dmi']['ipmi'] is None and inv['bmc_address']
     assert plugin['gpus'] == []  # the Hi1710 is the iBMC's framebuffer
+
+
+def test_qemu_guest_is_exactly_what_qemu_was_given():
+    """Recorded by the real ramdisk (tools/build-ramdisk) under QEMU.
+
+    The command line is in tests/fixtures/machines/README.md; every figure
+    below is one QEMU was told, so the e2e test can expect the same.
+    """
+    document = _inv('qemu-guest')
+    inv, plugin = document['inventory'], document['plugin_data']
+    assert inv['cpu']['count'] == 2
+    assert inv['memory']['physical_mb'] == 1024
+    assert [(d['name'], d['size'], d['serial']) for d in inv['disks']] == [
+        ('/dev/vda', 10 * 1024 ** 3, 'HWBUSDISK1'),
+        ('/dev/vdb', 4 * 1024 ** 3, 'HWBUSDISK2')]
+    assert [(i['mac_address'], i['pxe_enabled'])
+            for i in inv['interfaces']] == [
+        ('52:54:00:12:34:56', True), ('52:54:00:12:34:57', False)]
+    assert inv['boot'] == {'current_boot_mode': 'bios',
+                           'pxe_interface': '52:54:00:12:34:56'}
+    assert inv['bmc_address'] is None
+    assert plugin['errors'] == []
