@@ -6,8 +6,9 @@ values down, so the library stays testable without global state.
 
 from oslo_config import cfg
 
-from hwbus.conf import ramdisk
+from hwbus.conf import broker, credentials, database, ramdisk
 
 CONF = cfg.CONF
 
-ramdisk.register_opts(CONF)
+for _module in (broker, credentials, database, ramdisk):
+    _module.register_opts(CONF)

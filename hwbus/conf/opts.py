@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from hwbus.conf import ramdisk
+from hwbus.conf import broker, credentials, database, ramdisk
 
-_GROUPS = (ramdisk,)
+_GROUPS = (broker, credentials, database, ramdisk)
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:

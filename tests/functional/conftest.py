@@ -2,7 +2,15 @@
 
 import pytest
 
+from hwbus.broker import topology
+from hwbus.broker.management import Management
+from hwbus.credentials import Credentials
+from hwbus.store import Store
 from tests.servers.ironic import IronicServer
+from tests.servers.postgres import PostgresServer
+from tests.servers.rabbitmq import RabbitMQServer
+
+CONSUMER_PASSWORD = 'consumer-secret-for-tests'
 
 
 @pytest.fixture(scope='session')
@@ -18,3 +26,47 @@ def clean_ironic(ironic):
     ironic.delete_all_nodes()
     yield ironic
     ironic.delete_all_nodes()
+
+
+@pytest.fixture(scope='session')
+def rabbitmq(tmp_path_factory):
+    server = RabbitMQServer(tmp_path_factory.mktemp('rabbitmq')).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
+def postgres(tmp_path_factory):
+    server = PostgresServer(tmp_path_factory.mktemp('postgres')).start()
+    yield server
+    server.stop()
+
+
+def management_for(server: RabbitMQServer) -> Management:
+    return Management(server.management_url, server.admin_user,
+                      server.admin_password)
+
+
+@pytest.fixture(scope='session')
+def broker(rabbitmq):
+    """The shared node with hwbus's topology declared, as an operator would."""
+    topology.setup(management_for(rabbitmq), topology.Topology(),
+                   CONSUMER_PASSWORD)
+    return rabbitmq
+
+
+def credentials_for(server: RabbitMQServer, store: Store,
+                    **kwargs) -> Credentials:
+    return Credentials(store, management_for(server), topology.Topology(),
+                       [f'amqp://127.0.0.1:{server.amqp_port}/%2F'],
+                       **kwargs)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(f'sqlite:///{tmp_path}/hwbus.sqlite')
+
+
+@pytest.fixture
+def credentials(broker, store):
+    return credentials_for(broker, store)

@@ -1,0 +1,1 @@
+"""The broker side of hwbus: topology, users and the management API."""

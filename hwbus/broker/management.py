@@ -1,0 +1,168 @@
+"""RabbitMQ's management HTTP API, as far as hwbus needs it.
+
+Users, permissions, limits and connections have no AMQP operations, so
+credentials are managed here. Errors name the operation and the object,
+never the password: requests carries the credentials in a header, not in
+the URL, and request bodies are never echoed.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from typing import Any
+
+import requests
+
+from hwbus.errors import PermanentError, TransientError
+
+LOG = logging.getLogger(__name__)
+
+
+class ManagementError(PermanentError):
+    """The broker refused a request for a reason retrying will not fix."""
+
+    reason = 'broker-refused'
+
+
+class ManagementUnavailable(TransientError):
+    """The management API did not answer, or answered 5xx."""
+
+    reason = 'broker-unavailable'
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe='')
+
+
+class Management:
+    """One management endpoint, as one administrator, on one vhost."""
+
+    def __init__(self, url: str, user: str, password: str, vhost: str = '/',
+                 timeout: float = 10.0,
+                 verify: bool | str = True) -> None:
+        self.url = url.rstrip('/')
+        self.vhost = vhost
+        self.timeout = timeout
+        self._http = requests.Session()
+        self._http.auth = (user, password)
+        self._http.verify = verify
+        self._http.headers['content-type'] = 'application/json'
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, body: Any = None,
+                ok_missing: bool = False,
+                on_missing: Any = None) -> Any:
+        """Call the API; None for a 404 when ok_missing."""
+        what = f'{method} {path}'
+        try:
+            response = self._http.request(method, self.url + path,
+                                          json=body, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ManagementUnavailable(
+                f'RabbitMQ management API at {self.url}: {what} failed: '
+                f'{type(exc).__name__}') from None
+        if response.status_code == 404 and ok_missing:
+            if on_missing is not None:
+                on_missing(path)
+            return None
+        if response.status_code >= 500:
+            raise ManagementUnavailable(
+                f'RabbitMQ management API: {what} answered '
+                f'{response.status_code}')
+        if response.status_code >= 400:
+            raise ManagementError(
+                f'RabbitMQ management API: {what} answered '
+                f'{response.status_code}: {_reason(response)}')
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # -- users ----------------------------------------------------------
+    def put_user(self, name: str, password: str, tags: str = '') -> None:
+        self.request('PUT', f'/api/users/{_q(name)}',
+                     {'password': password, 'tags': tags})
+
+    def delete_user(self, name: str) -> bool:
+        """Delete a user; its open connections close at once.
+
+        :returns: False when the user did not exist (already revoked).
+        """
+        missing = []
+        self.request('DELETE', f'/api/users/{_q(name)}',
+                     ok_missing=True, on_missing=missing.append)
+        return not missing
+
+    def user_exists(self, name: str) -> bool:
+        return self.request('GET', f'/api/users/{_q(name)}',
+                            ok_missing=True) is not None
+
+    def users(self) -> list[dict]:
+        return self.request('GET', '/api/users?columns=name,tags')
+
+    def set_permissions(self, user: str, configure: str, write: str,
+                        read: str) -> None:
+        self.request('PUT',
+                     f'/api/permissions/{_q(self.vhost)}/{_q(user)}',
+                     {'configure': configure, 'write': write, 'read': read})
+
+    def set_topic_permissions(self, user: str, exchange: str, write: str,
+                              read: str) -> None:
+        self.request('PUT',
+                     f'/api/topic-permissions/{_q(self.vhost)}/{_q(user)}',
+                     {'exchange': exchange, 'write': write, 'read': read})
+
+    def set_user_limit(self, user: str, name: str, value: int) -> None:
+        self.request('PUT', f'/api/user-limits/{_q(user)}/{_q(name)}',
+                     {'value': value})
+
+    def connections_of(self, user: str) -> list[dict]:
+        return self.request(
+            'GET', f'/api/connections/username/{_q(user)}',
+            ok_missing=True) or []
+
+    # -- topology -------------------------------------------------------
+    def put_vhost(self) -> None:
+        self.request('PUT', f'/api/vhosts/{_q(self.vhost)}', {})
+
+    def put_exchange(self, name: str, kind: str,
+                     arguments: dict | None = None) -> None:
+        self.request('PUT',
+                     f'/api/exchanges/{_q(self.vhost)}/{_q(name)}',
+                     {'type': kind, 'durable': True, 'auto_delete': False,
+                      'internal': False, 'arguments': arguments or {}})
+
+    def put_queue(self, name: str, arguments: dict) -> None:
+        self.request('PUT', f'/api/queues/{_q(self.vhost)}/{_q(name)}',
+                     {'durable': True, 'auto_delete': False,
+                      'arguments': arguments})
+
+    def queue(self, name: str) -> dict | None:
+        return self.request('GET',
+                            f'/api/queues/{_q(self.vhost)}/{_q(name)}',
+                            ok_missing=True)
+
+    def bindings(self, exchange: str, queue: str) -> list[dict]:
+        return self.request(
+            'GET', f'/api/bindings/{_q(self.vhost)}/e/{_q(exchange)}'
+                   f'/q/{_q(queue)}')
+
+    def bind(self, exchange: str, queue: str, routing_key: str) -> None:
+        if any(b['routing_key'] == routing_key
+               for b in self.bindings(exchange, queue)):
+            return
+        self.request('POST',
+                     f'/api/bindings/{_q(self.vhost)}/e/{_q(exchange)}'
+                     f'/q/{_q(queue)}', {'routing_key': routing_key})
+
+    def overview(self) -> dict:
+        return self.request('GET', '/api/overview')
+
+
+def _reason(response: requests.Response) -> str:
+    try:
+        return str(response.json().get('reason', ''))[:200]
+    except ValueError:
+        return response.text[:200]

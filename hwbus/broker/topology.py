@@ -1,0 +1,159 @@
+"""The exchanges, queues, bindings and users hwbus needs on the broker.
+
+One description, two outputs: ``setup()`` declares it through the
+management API (idempotent: re-running changes nothing), and
+``definitions()`` renders the same as a RabbitMQ definitions file for
+sites that provision brokers from files.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+import re
+from typing import Any
+
+from hwbus.broker.management import Management
+
+INVENTORY_PATTERN = 'inventory.*'
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    """Names (all configurable in [broker]) and the queue's limits."""
+
+    vhost: str = '/'
+    exchange: str = 'hwbus.inventory'
+    queue: str = 'hwbus.inventory'
+    dead_exchange: str = 'hwbus.dead'
+    dead_queue: str = 'hwbus.inventory.dead'
+    delivery_limit: int = 20
+    consumer_user: str = 'hwbus-consumer'
+
+    @classmethod
+    def from_conf(cls, group: Any) -> Topology:
+        return cls(vhost=group.vhost, exchange=group.exchange,
+                   queue=group.queue, dead_exchange=group.dead_exchange,
+                   dead_queue=group.dead_queue,
+                   delivery_limit=group.delivery_limit,
+                   consumer_user=group.consumer_user)
+
+    def queue_arguments(self) -> dict[str, Any]:
+        # at-least-once dead-lettering keeps a message in the source queue
+        # until the dead-letter queue confirms it; it needs reject-publish.
+        return {'x-queue-type': 'quorum',
+                'x-delivery-limit': self.delivery_limit,
+                'x-dead-letter-exchange': self.dead_exchange,
+                'x-dead-letter-strategy': 'at-least-once',
+                'x-overflow': 'reject-publish'}
+
+    def dead_queue_arguments(self) -> dict[str, Any]:
+        return {'x-queue-type': 'quorum'}
+
+    def boot_permissions(self) -> dict[str, str]:
+        """A per-boot user: publish to the inventory exchange, nothing else.
+
+        Passive declarations pass any configure pattern, so a boot can
+        learn the queue depth; it can neither read nor create anything.
+        """
+        return {'configure': '^$', 'write': f'^{re.escape(self.exchange)}$',
+                'read': '^$'}
+
+    def boot_topic_permissions(self) -> dict[str, str]:
+        # {username} is substituted by RabbitMQ without escaping; per-boot
+        # names are [a-z0-9-] only, so the pattern stays literal.
+        return {'exchange': self.exchange,
+                'write': r'^inventory\.{username}$', 'read': '^$'}
+
+    def consumer_permissions(self) -> dict[str, str]:
+        """Read both queues, publish dead letters and replays; no configure.
+
+        The consumer declares nothing (passive only): the topology is the
+        operator's, set up once by ``hwbus-manage setup-broker``.
+        """
+        queues = '|'.join(re.escape(q) for q in (self.queue, self.dead_queue))
+        exchanges = '|'.join(re.escape(e) for e in (self.exchange,
+                                                    self.dead_exchange))
+        return {'configure': '^$', 'write': f'^({exchanges})$',
+                'read': f'^({queues})$'}
+
+
+def setup(management: Management, topology: Topology,
+          consumer_password: str | None) -> list[str]:
+    """Declare everything; returns what was done, for the operator."""
+    done = []
+    management.put_vhost()
+    management.put_exchange(topology.exchange, 'topic')
+    management.put_exchange(topology.dead_exchange, 'topic')
+    done.append(f'exchanges {topology.exchange}, {topology.dead_exchange}')
+    management.put_queue(topology.dead_queue,
+                         topology.dead_queue_arguments())
+    management.put_queue(topology.queue, topology.queue_arguments())
+    done.append(f'quorum queues {topology.queue} (delivery limit '
+                f'{topology.delivery_limit}), {topology.dead_queue}')
+    management.bind(topology.exchange, topology.queue, INVENTORY_PATTERN)
+    management.bind(topology.dead_exchange, topology.dead_queue, '#')
+    done.append('bindings')
+    if consumer_password:
+        management.put_user(topology.consumer_user, consumer_password)
+        management.set_permissions(topology.consumer_user,
+                                   **topology.consumer_permissions())
+        done.append(f'user {topology.consumer_user} and its permissions')
+    else:
+        done.append(f'user {topology.consumer_user} skipped: no '
+                    f'[broker] consumer_password')
+    return done
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256, for definitions files."""
+    salt = os.urandom(4) if salt is None else salt
+    digest = hashlib.sha256(salt + password.encode('utf-8')).digest()
+    return base64.b64encode(salt + digest).decode('ascii')
+
+
+def definitions(topology: Topology,
+                consumer_password: str | None) -> dict[str, Any]:
+    """The same topology as a definitions file (``rabbitmqctl
+    import_definitions`` or ``load_definitions``)."""
+    vhost = topology.vhost
+
+    def exchange(name: str) -> dict[str, Any]:
+        return {'name': name, 'vhost': vhost, 'type': 'topic',
+                'durable': True, 'auto_delete': False, 'internal': False,
+                'arguments': {}}
+
+    def queue(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return {'name': name, 'vhost': vhost, 'durable': True,
+                'auto_delete': False, 'arguments': arguments}
+
+    def binding(source: str, destination: str, key: str) -> dict[str, Any]:
+        return {'source': source, 'vhost': vhost,
+                'destination': destination, 'destination_type': 'queue',
+                'routing_key': key, 'arguments': {}}
+
+    result: dict[str, Any] = {
+        'vhosts': [{'name': vhost}],
+        'exchanges': [exchange(topology.exchange),
+                      exchange(topology.dead_exchange)],
+        'queues': [queue(topology.queue, topology.queue_arguments()),
+                   queue(topology.dead_queue,
+                         topology.dead_queue_arguments())],
+        'bindings': [binding(topology.exchange, topology.queue,
+                             INVENTORY_PATTERN),
+                     binding(topology.dead_exchange, topology.dead_queue,
+                             '#')],
+        'users': [], 'permissions': [],
+    }
+    if consumer_password:
+        result['users'].append({
+            'name': topology.consumer_user,
+            'password_hash': password_hash(consumer_password),
+            'hashing_algorithm': 'rabbit_password_hashing_sha256',
+            'tags': []})
+        result['permissions'].append({'user': topology.consumer_user,
+                                      'vhost': vhost,
+                                      **topology.consumer_permissions()})
+    return result

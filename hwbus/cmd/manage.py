@@ -1,0 +1,224 @@
+"""hwbus-manage: what an operator does by hand.
+
+    hwbus-manage db upgrade|version
+    hwbus-manage setup-broker [--print-definitions]
+    hwbus-manage issue --mac M [--node N] [--ttl 30m] [--format cmdline|ipxe|json]
+    hwbus-manage credentials list|revoke BOOT_ID|sweep
+
+Configuration comes from /etc/hwbus/hwbus.conf (or --config-file).
+Secrets (the boot's password and key) are printed only by ``issue``, on
+standard output, for the machine that boots; they never reach the log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log
+
+from hwbus import version
+from hwbus.broker import topology as broker_topology
+from hwbus.broker.management import Management
+from hwbus.conf import CONF
+from hwbus.credentials import Credentials
+from hwbus.errors import HwbusError
+from hwbus.store import State, Store
+from hwbus.store.api import StoreNotReady
+
+LOG = log.getLogger(__name__)
+DOMAIN = 'hwbus'
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from "90", "90s", "30m", "12h" or "2d"."""
+    match = re.fullmatch(r'\s*(\d+)\s*([smhd]?)\s*', text)
+    if not match:
+        raise ValueError(f'{text!r} is not a duration like 30m or 3600')
+    return int(match.group(1)) * {'': 1, 's': 1, 'm': 60, 'h': 3600,
+                                  'd': 86400}[match.group(2)]
+
+
+# -- factories: the only place options turn into objects -----------------
+def make_store() -> Store:
+    return Store(CONF.database.connection,
+                 auto_upgrade=CONF.database.auto_upgrade)
+
+
+def make_management() -> Management:
+    group = CONF.broker
+    return Management(group.management_url, group.admin_user,
+                      group.admin_password, vhost=group.vhost,
+                      timeout=group.request_timeout,
+                      verify=group.management_ca_file or True)
+
+
+def read_ca() -> str | None:
+    """[broker] ca_file as base64url DER, ready for hwbus.ca."""
+    if not CONF.broker.ca_file:
+        return None
+    import ssl
+
+    from hwbus import keys
+
+    with open(CONF.broker.ca_file, encoding='ascii') as f:
+        return keys.b64encode(ssl.PEM_cert_to_DER_cert(f.read()))
+
+
+def make_credentials(store: Store | None = None) -> Credentials:
+    group = CONF.credentials
+    return Credentials(
+        store or make_store(), make_management(),
+        broker_topology.Topology.from_conf(CONF.broker),
+        CONF.broker.public_urls, ca=read_ca(),
+        max_connections=group.max_connections,
+        max_outstanding=group.max_outstanding,
+        publish_deadline=group.publish_deadline)
+
+
+# -- commands --------------------------------------------------------------
+def do_db() -> int:
+    store = Store(CONF.database.connection, auto_upgrade=False) \
+        if CONF.command.action == 'version' else make_store()
+    if CONF.command.action == 'upgrade':
+        store.upgrade()
+    print(store.revision() or 'empty')
+    return 0
+
+
+def do_setup_broker() -> int:
+    topology = broker_topology.Topology.from_conf(CONF.broker)
+    password = CONF.broker.consumer_password
+    if CONF.command.print_definitions:
+        print(json.dumps(broker_topology.definitions(topology, password),
+                         indent=2))
+        return 0
+    for line in broker_topology.setup(make_management(), topology, password):
+        print(f'declared {line}')
+    return 0
+
+
+def do_issue() -> int:
+    credentials = make_credentials()
+    ttl = parse_duration(CONF.command.ttl) if CONF.command.ttl \
+        else CONF.credentials.ttl
+    if not (CONF.command.mac or CONF.command.node):
+        print('hwbus-manage issue: give --mac, --node or both',
+              file=sys.stderr)
+        return 2
+    issued = credentials.issue(
+        mac=CONF.command.mac, node=CONF.command.node, ttl=ttl,
+        after=CONF.command.after or CONF.ramdisk.after,
+        lldp=CONF.ramdisk.lldp_timeout)
+    record = issued.credential.to_dict()
+    fmt = CONF.command.format
+    if fmt == 'cmdline':
+        print(issued.cmdline)
+    elif fmt == 'ipxe':
+        print('#!ipxe')
+        print(f'# hwbus boot {record["boot_id"]}, expires '
+              f'{record["expires_at"]}')
+        print(f'set hwbus_args {issued.cmdline}')
+    else:
+        print(json.dumps({**record, 'kernel_params': issued.cmdline},
+                         indent=2))
+    return 0
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = {c: max([len(c)] + [len(str(r.get(c) or '-')) for r in rows])
+              for c in columns}
+    lines = ['  '.join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ['  '.join(str(r.get(c) or '-').ljust(widths[c])
+                        for c in columns) for r in rows]
+    return '\n'.join(line.rstrip() for line in lines)
+
+
+def do_credentials() -> int:
+    action = CONF.command.action
+    if action == 'list':
+        store = make_store()
+        states = [State(s) for s in CONF.command.state or []]
+        rows = [c.to_dict() for c in store.list(
+            states=states, mac=CONF.command.mac, node=CONF.command.node)]
+        if CONF.command.format == 'json':
+            print(json.dumps(rows, indent=2))
+        else:
+            print(_table(rows, ['boot_id', 'username', 'state', 'mac',
+                                'node', 'expires_at', 'issued_by']))
+        return 0
+    credentials = make_credentials()
+    if action == 'revoke':
+        for boot_id in CONF.command.boot_id:
+            credential = credentials.revoke(boot_id)
+            print(f'{boot_id}: {credential.state}, broker user '
+                  f'{credential.username} deleted')
+        return 0
+    result = credentials.sweep()
+    print(f'expired {len(result.expired)}, finished '
+          f'{len(result.finished)} revocations, deleted '
+          f'{len(result.orphans)} orphan broker users')
+    return 0
+
+
+def add_command_parsers(subparsers: Any) -> None:
+    db = subparsers.add_parser('db', help='store schema')
+    db.add_argument('action', choices=['upgrade', 'version'])
+    db.set_defaults(func=do_db)
+
+    setup = subparsers.add_parser(
+        'setup-broker', help='declare exchanges, queues and the consumer '
+                             'user (idempotent)')
+    setup.add_argument('--print-definitions', action='store_true',
+                       help='print a RabbitMQ definitions file instead')
+    setup.set_defaults(func=do_setup_broker)
+
+    issue = subparsers.add_parser(
+        'issue', help='issue a credential for one boot and print its kernel '
+                      'parameters (they hold secrets)')
+    issue.add_argument('--mac', help='MAC the machine boots from')
+    issue.add_argument('--node', help='Ironic node name or UUID')
+    issue.add_argument('--ttl', help='validity, e.g. 30m (default: '
+                                     '[credentials] ttl)')
+    issue.add_argument('--after', choices=['poweroff', 'reboot', 'agent',
+                                           'none'],
+                       help='after-action (default: [ramdisk] after)')
+    issue.add_argument('--format', choices=['cmdline', 'ipxe', 'json'],
+                       default='cmdline')
+    issue.set_defaults(func=do_issue)
+
+    creds = subparsers.add_parser('credentials', help='per-boot credentials')
+    actions = creds.add_subparsers(dest='action', required=True)
+    listing = actions.add_parser('list')
+    listing.add_argument('--state', action='append',
+                         choices=[s.value for s in State])
+    listing.add_argument('--mac')
+    listing.add_argument('--node')
+    listing.add_argument('--format', choices=['table', 'json'],
+                         default='table')
+    revoke = actions.add_parser('revoke')
+    revoke.add_argument('boot_id', nargs='+')
+    actions.add_parser('sweep')
+    creds.set_defaults(func=do_credentials)
+
+
+def main(argv: list[str] | None = None) -> int:
+    log.register_options(CONF)
+    CONF.register_cli_opt(cfg.SubCommandOpt(
+        'command', title='Commands', handler=add_command_parsers))
+    CONF(argv if argv is not None else sys.argv[1:], project='hwbus',
+         version=version.version_string())
+    log.setup(CONF, DOMAIN)
+    try:
+        return CONF.command.func()
+    except (HwbusError, StoreNotReady, ValueError, OSError) as exc:
+        LOG.error('%s', exc)
+        print(f'hwbus-manage: {exc}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

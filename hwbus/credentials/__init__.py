@@ -1,0 +1,244 @@
+"""Per-boot credentials: a broker user and a key pair for one boot.
+
+``issue()`` writes the store record first and creates the broker user
+second, so a broker user never exists without a record; a crash in
+between leaves a record that expires and is swept. Every state change is a
+conditional UPDATE (see hwbus.store), and the broker user is deleted after
+the state changed, so a consumer on another host never sees a credential
+that is revoked in the store but still usable on the broker for long:
+the sweeper deletes the users such a crash leaves behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import re
+import secrets
+from collections.abc import Iterable
+
+from hwbus import bootparams, keys
+from hwbus.broker.management import Management
+from hwbus.broker.topology import Topology
+from hwbus.errors import PermanentError
+from hwbus.store import Credential, State, Store
+from hwbus.store.api import utcnow
+
+LOG = logging.getLogger(__name__)
+
+USER_PREFIX = 'boot-'
+# Only names of this form are ever swept: the consumer's own user, the
+# administrator and anything else an operator made are never touched.
+BOOT_USER_RE = re.compile(r'^boot-[0-9a-f]{20}$')
+MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
+
+
+class CredentialError(PermanentError):
+    reason = 'credential'
+
+
+class BadMac(CredentialError):
+    reason = 'bad-mac'
+
+
+class TooManyOutstanding(CredentialError):
+    reason = 'too-many-outstanding'
+
+
+class UnknownCredential(CredentialError):
+    reason = 'unknown-credential'
+
+
+def normalize_mac(mac: str) -> str:
+    """aa:bb:cc:dd:ee:ff, from the forms operators and firmware write."""
+    text = mac.strip().lower().replace('-', ':')
+    if re.fullmatch(r'[0-9a-f]{12}', text):
+        text = ':'.join(text[i:i + 2] for i in range(0, 12, 2))
+    if not MAC_RE.match(text):
+        raise BadMac(f'{mac[:40]!r} is not a MAC address')
+    if int(text[:2], 16) & 1:
+        raise BadMac(f'{text} is a multicast address, not a NIC\'s')
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Issued:
+    """A new credential and the parameters that carry it to the ramdisk.
+
+    ``params`` holds the password and the private key: print them for the
+    machine that boots, never log them.
+    """
+
+    credential: Credential
+    params: bootparams.BootParams
+
+    @property
+    def cmdline(self) -> str:
+        return self.params.render()
+
+
+@dataclasses.dataclass
+class SweepResult:
+    expired: list[str] = dataclasses.field(default_factory=list)
+    finished: list[str] = dataclasses.field(default_factory=list)
+    orphans: list[str] = dataclasses.field(default_factory=list)
+
+
+class Credentials:
+    """Issue, receive, revoke and sweep credentials on one broker + store."""
+
+    def __init__(self, store: Store, management: Management,
+                 topology: Topology, public_urls: Iterable[str], *,
+                 ca: str | None = None, max_connections: int = 2,
+                 max_outstanding: int = 1000,
+                 publish_deadline: float = 900.0) -> None:
+        self.store = store
+        self.management = management
+        self.topology = topology
+        self.public_urls = list(public_urls)
+        if not self.public_urls:
+            raise ValueError('at least one public broker URL is needed')
+        self.ca = ca
+        self.max_connections = max_connections
+        self.max_outstanding = max_outstanding
+        self.publish_deadline = publish_deadline
+
+    # -- issuing --------------------------------------------------------
+    def issue(self, mac: str | None = None, node: str | None = None,
+              ttl: float = 3600, after: str = 'poweroff',
+              issued_by: str = 'manage', lldp: float = 0.0) -> Issued:
+        """A credential for the next boot of ``mac`` and/or ``node``."""
+        mac = normalize_mac(mac) if mac else None
+        if after not in bootparams.AFTER_ACTIONS:
+            raise CredentialError(f'after must be one of '
+                                  f'{", ".join(bootparams.AFTER_ACTIONS)}')
+        outstanding = self.store.count([State.ISSUED])
+        if outstanding >= self.max_outstanding:
+            raise TooManyOutstanding(
+                f'{outstanding} credentials are outstanding, the limit is '
+                f'{self.max_outstanding}; refusing to issue more')
+        seed, public = keys.new_keypair()
+        password = keys.b64encode(secrets.token_bytes(32))
+        now = utcnow()
+        credential = Credential(
+            boot_id=secrets.token_hex(16),
+            username=USER_PREFIX + secrets.token_hex(10),
+            public_key=public, mac=mac, node=node, state=State.ISSUED.value,
+            created_at=now, changed_at=now,
+            expires_at=now + datetime.timedelta(seconds=ttl),
+            issued_by=issued_by)
+        self.store.add(credential)
+        try:
+            self._create_user(credential.username, password)
+        except Exception:
+            self._delete_user_quietly(credential.username)
+            self.store.delete(credential.boot_id)
+            raise
+        LOG.info('issued credential for boot %s (user %s, mac %s, node %s, '
+                 'expires %s)', credential.boot_id, credential.username,
+                 mac or '-', node or '-', credential.expires_at)
+        deadline = min(self.publish_deadline, ttl)
+        params = bootparams.BootParams(
+            urls=self._urls(credential.username, password),
+            boot_id=credential.boot_id, key=seed, ca=self.ca, after=after,
+            deadline=deadline, exchange=self.topology.exchange, lldp=lldp)
+        return Issued(credential, params)
+
+    def _urls(self, user: str, password: str) -> list[str]:
+        first, *rest = self.public_urls
+        scheme, sep, location = first.partition('://')
+        return [f'{scheme}{sep}{user}:{password}@{location}', *rest]
+
+    def _create_user(self, user: str, password: str) -> None:
+        m, t = self.management, self.topology
+        m.put_user(user, password)
+        m.set_permissions(user, **t.boot_permissions())
+        m.set_topic_permissions(user, **t.boot_topic_permissions())
+        if self.max_connections:
+            m.set_user_limit(user, 'max-connections', self.max_connections)
+
+    def _delete_user_quietly(self, user: str) -> None:
+        try:
+            self.management.delete_user(user)
+        except Exception as exc:  # the sweeper will retry
+            LOG.warning('could not delete broker user %s: %s', user, exc)
+
+    # -- using ----------------------------------------------------------
+    def lookup(self, username: str) -> Credential:
+        """The credential of a per-boot broker user, whatever its state."""
+        credential = self.store.by_username(username)
+        if credential is None:
+            raise UnknownCredential(f'no credential for broker user '
+                                    f'{username}')
+        return credential
+
+    def receive(self, credential: Credential, message_id: str) -> bool:
+        """Mark the boot's message received and delete its broker user.
+
+        :returns: True for the first receipt of any message for this boot,
+            or a redelivery of the same message; False when another
+            message was received for this boot before.
+        """
+        # EXPIRED is accepted too: expiry is enforced on the broker by
+        # deleting the user, so a message in the queue was published while
+        # the credential was live (it may have waited out an outage).
+        won = self.store.transition(credential.boot_id, State.RECEIVED,
+                                    [State.ISSUED, State.EXPIRED],
+                                    message_id=message_id)
+        if not won:
+            current = self.store.get(credential.boot_id)
+            if current is None or current.message_id != message_id:
+                return False
+        self.delete_user(credential)
+        return True
+
+    def delete_user(self, credential: Credential) -> None:
+        """Delete the broker user (closing its connections) and note it."""
+        self.management.delete_user(credential.username)
+        self.store.mark_user_deleted(credential.boot_id)
+
+    def revoke(self, boot_id: str) -> Credential:
+        """Withdraw a credential by hand; its connections close at once."""
+        credential = self.store.get(boot_id)
+        if credential is None:
+            raise UnknownCredential(f'no credential for boot {boot_id}')
+        self.store.transition(boot_id, State.REVOKED,
+                              [State.ISSUED, State.RECEIVED])
+        self.delete_user(credential)
+        LOG.info('revoked credential for boot %s (user %s)', boot_id,
+                 credential.username)
+        return self.store.get(boot_id)
+
+    # -- sweeping -------------------------------------------------------
+    def sweep(self, now: datetime.datetime | None = None) -> SweepResult:
+        """Expire unused credentials and delete every stray boot user.
+
+        Three kinds of leftovers: issued credentials past their expiry;
+        used or revoked ones whose user deletion did not finish; broker
+        users of the per-boot form with no live record at all.
+        """
+        result = SweepResult()
+        for credential in self.store.expired(now):
+            if self.store.transition(credential.boot_id, State.EXPIRED,
+                                     [State.ISSUED]):
+                self.delete_user(credential)
+                result.expired.append(credential.boot_id)
+                LOG.info('credential for boot %s expired unused; deleted '
+                         'broker user %s', credential.boot_id,
+                         credential.username)
+        for credential in self.store.user_not_deleted():
+            self.delete_user(credential)
+            result.finished.append(credential.boot_id)
+        live = self.store.live_usernames()
+        for user in self.management.users():
+            name = user['name']
+            if BOOT_USER_RE.match(name) and name not in live:
+                # Re-read: it may have been issued since we listed.
+                if name in self.store.live_usernames():
+                    continue
+                if self.management.delete_user(name):
+                    result.orphans.append(name)
+                    LOG.info('deleted broker user %s: no live credential',
+                             name)
+        return result

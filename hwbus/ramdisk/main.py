@@ -1,0 +1,106 @@
+"""The ramdisk's one job: collect, seal, publish, then the after-action.
+
+Whatever goes wrong, the operator learns why: a collection that fails
+badly is sent as a signed error report, every step logs a line on the
+console, and nothing waits forever (collectors and the publish both have
+deadlines).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from hwbus import bootparams, envelope, inventory, keys
+from hwbus.errors import HwbusError
+from hwbus.ramdisk import after, collect, publisher
+from hwbus.ramdisk.collectors.base import Options
+from hwbus.ramdisk.sysroot import SystemRoot
+
+LOG = logging.getLogger('hwbus.ramdisk')
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_PARAMS = 0, 1, 2
+
+
+def gather(root: SystemRoot, params: bootparams.BootParams,
+           names: list[str] | None = None,
+           deadline: float = collect.DEFAULT_DEADLINE,
+           ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The document to send, and an error report when collection broke."""
+    try:
+        document = collect.collect(root, Options(lldp_timeout=params.lldp),
+                                   names, deadline=deadline)
+    except Exception as exc:
+        LOG.error('collection failed: %s', exc)
+        return ({'inventory': {}, 'plugin_data': {'errors': []}},
+                {'stage': 'collect', 'message': f'{type(exc).__name__}: '
+                 f'{exc}'[:2000],
+                 'traceback': traceback.format_exc()[-4000:]})
+    problems = inventory.problems(document)
+    if problems:
+        LOG.error('the inventory does not match the schema: %s',
+                  '; '.join(problems[:5]))
+        return document, {'stage': 'validate',
+                          'message': 'the inventory does not match the '
+                                     'schema', 'problems': problems[:50]}
+    errors = document['plugin_data'].get('errors', [])
+    LOG.info('collected %d disks, %d interfaces, %d CPUs; %d collector '
+             'errors', len(document['inventory'].get('disks', [])),
+             len(document['inventory'].get('interfaces', [])),
+             document['inventory'].get('cpu', {}).get('count', 0),
+             len(errors))
+    return document, None
+
+
+def seal(document: dict[str, Any], error: dict[str, Any] | None,
+         params: bootparams.BootParams,
+         max_size: int = envelope.MAX_SIZE) -> envelope.Sealed:
+    """Seal, shedding plugin_data and then the inventory when oversize."""
+    key = keys.private_key(params.key)
+    attempts = [(document['inventory'], document['plugin_data'], error)]
+    shed = {'stage': 'seal', 'message': 'the document exceeded the size '
+            f'limit of {max_size} bytes; plugin_data was left out'}
+    attempts.append((document['inventory'],
+                     {'errors': document['plugin_data'].get('errors', [])},
+                     error or shed))
+    attempts.append(({}, {'errors': []},
+                     {'stage': 'seal', 'message': 'the inventory alone '
+                      f'exceeded the size limit of {max_size} bytes'}))
+    for inv, plugin_data, report in attempts:
+        try:
+            return envelope.seal(boot_id=params.boot_id, user=params.user,
+                                 key=key, inventory=inv,
+                                 plugin_data=plugin_data, error=report,
+                                 max_size=max_size)
+        except envelope.Oversize as exc:
+            LOG.warning('%s; sending less', exc)
+    raise AssertionError('an empty document cannot be oversize')
+
+
+def run(cmdline: str, root: str = '/', after_action: str | None = None,
+        names: list[str] | None = None,
+        deadline: float | None = None) -> int:
+    """The whole ramdisk program; returns the exit status."""
+    try:
+        params = bootparams.parse(cmdline)
+        keys.private_key(params.key)
+    except HwbusError as exc:
+        LOG.error('cannot start: %s', exc)
+        return EXIT_BAD_PARAMS
+    action = after_action or params.after
+    LOG.info('boot %s as broker user %s; brokers: %s', params.boot_id,
+             params.user, ', '.join(bootparams.redact(u)
+                                    for u in params.connection_urls()))
+    document, error = gather(SystemRoot(root), params, names)
+    sealed = seal(document, error, params)
+    LOG.info('sealed message %s (%d bytes %s)', sealed.message_id,
+             len(sealed.body), sealed.properties['content_encoding'])
+    status = EXIT_OK
+    try:
+        publisher.publish(sealed, params, deadline=deadline)
+    except HwbusError as exc:
+        LOG.error('inventory NOT delivered: %s', exc)
+        status = EXIT_FAILED
+    after.do(action)
+    return status

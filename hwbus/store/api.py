@@ -1,0 +1,212 @@
+"""Store: the only code that talks SQL."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import pathlib
+from collections.abc import Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import orm
+
+from hwbus.errors import TransientError
+from hwbus.store.models import Credential, State
+
+LOG = logging.getLogger(__name__)
+
+
+class StoreUnavailable(TransientError):
+    reason = 'store-unavailable'
+
+
+class StoreNotReady(RuntimeError):
+    """The schema is missing or old and auto-upgrade is off."""
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC, as stored (SQLite has no time zones)."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute('PRAGMA journal_mode=WAL')
+    cursor.execute('PRAGMA busy_timeout=15000')
+    cursor.execute('PRAGMA synchronous=NORMAL')
+    cursor.close()
+
+
+class Store:
+    """A handle on the database; cheap to share across threads."""
+
+    def __init__(self, url: str, auto_upgrade: bool = True) -> None:
+        self.url = url
+        engine_url = sa.engine.make_url(url)
+        if engine_url.get_backend_name() == 'sqlite' and engine_url.database:
+            pathlib.Path(engine_url.database).parent.mkdir(
+                parents=True, exist_ok=True)
+            self.engine = sa.create_engine(url)
+            sa.event.listen(self.engine, 'connect', _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        self._sessions = orm.sessionmaker(self.engine,
+                                          expire_on_commit=False)
+        if auto_upgrade:
+            self.upgrade()
+        else:
+            self.check_schema()
+
+    # -- schema ---------------------------------------------------------
+    def _alembic(self):
+        from alembic import config
+
+        cfg = config.Config()
+        cfg.set_main_option('script_location', 'hwbus.store:migrations')
+        return cfg
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        from alembic import command
+
+        cfg = self._alembic()
+        with self._guard(), self.engine.begin() as connection:
+            cfg.attributes['connection'] = connection
+            command.upgrade(cfg, 'head')
+
+    def revision(self) -> str | None:
+        from alembic.runtime import migration
+
+        with self._guard(), self.engine.connect() as connection:
+            return migration.MigrationContext.configure(
+                connection).get_current_revision()
+
+    def check_schema(self) -> None:
+        from alembic import script
+
+        head = script.ScriptDirectory.from_config(
+            self._alembic()).get_current_head()
+        current = self.revision()
+        if current != head:
+            raise StoreNotReady(
+                f'the database schema is at {current or "nothing"}, not '
+                f'{head}: run "hwbus-manage db upgrade"')
+
+    # -- plumbing -------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (sa_exc.OperationalError, sa_exc.InterfaceError,
+                sa_exc.TimeoutError) as exc:
+            # The URL may hold a password: name the backend only.
+            raise StoreUnavailable(
+                f'the {self.engine.url.get_backend_name()} store is '
+                f'unavailable: {type(exc.orig or exc).__name__}') from None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[orm.Session]:
+        with self._guard(), self._sessions.begin() as session:
+            yield session
+
+    # -- credentials ----------------------------------------------------
+    def add(self, credential: Credential) -> None:
+        with self.session() as session:
+            session.add(credential)
+
+    def delete(self, boot_id: str) -> None:
+        with self.session() as session:
+            session.execute(sa.delete(Credential).where(
+                Credential.boot_id == boot_id))
+
+    def get(self, boot_id: str) -> Credential | None:
+        with self.session() as session:
+            return session.get(Credential, boot_id)
+
+    def by_username(self, username: str) -> Credential | None:
+        with self.session() as session:
+            return session.scalars(sa.select(Credential).where(
+                Credential.username == username)).one_or_none()
+
+    def transition(self, boot_id: str, to: State,
+                   allowed_from: Iterable[State],
+                   message_id: str | None = None,
+                   user_deleted: bool = False) -> bool:
+        """Move one credential to ``to`` if it is in one of allowed_from.
+
+        One conditional UPDATE: when several consumers race for the same
+        boot, exactly one sees True.
+        """
+        now = utcnow()
+        values: dict = {'state': to.value, 'changed_at': now}
+        if message_id is not None:
+            values['message_id'] = message_id
+        if user_deleted:
+            values['user_deleted_at'] = now
+        with self.session() as session:
+            result = session.execute(
+                sa.update(Credential)
+                .where(Credential.boot_id == boot_id,
+                       Credential.state.in_([s.value for s in allowed_from]))
+                .values(**values))
+            return result.rowcount == 1
+
+    def mark_user_deleted(self, boot_id: str) -> None:
+        with self.session() as session:
+            session.execute(
+                sa.update(Credential)
+                .where(Credential.boot_id == boot_id,
+                       Credential.user_deleted_at.is_(None))
+                .values(user_deleted_at=utcnow()))
+
+    def list(self, states: Iterable[State] | None = None,
+             mac: str | None = None, node: str | None = None,
+             limit: int = 1000) -> list[Credential]:
+        query = sa.select(Credential).order_by(Credential.created_at.desc())
+        if states:
+            query = query.where(Credential.state.in_([s.value
+                                                      for s in states]))
+        if mac:
+            query = query.where(Credential.mac == mac)
+        if node:
+            query = query.where(Credential.node == node)
+        with self.session() as session:
+            return list(session.scalars(query.limit(limit)))
+
+    def expired(self, now: datetime.datetime | None = None,
+                limit: int = 1000) -> list[Credential]:
+        """Issued credentials whose expiry has passed."""
+        now = now or utcnow()
+        with self.session() as session:
+            return list(session.scalars(
+                sa.select(Credential)
+                .where(Credential.state == State.ISSUED.value,
+                       Credential.expires_at <= now)
+                .order_by(Credential.expires_at).limit(limit)))
+
+    def user_not_deleted(self, limit: int = 1000) -> list[Credential]:
+        """Credentials past ``issued`` whose broker user may linger.
+
+        A consumer or operator that crashed between the state change and
+        the user deletion leaves these; the sweeper finishes the job.
+        """
+        with self.session() as session:
+            return list(session.scalars(
+                sa.select(Credential)
+                .where(Credential.state != State.ISSUED.value,
+                       Credential.user_deleted_at.is_(None))
+                .limit(limit)))
+
+    def count(self, states: Iterable[State]) -> int:
+        with self.session() as session:
+            return session.scalar(
+                sa.select(sa.func.count()).select_from(Credential)
+                .where(Credential.state.in_([s.value for s in states])))
+
+    def live_usernames(self) -> set[str]:
+        with self.session() as session:
+            return set(session.scalars(
+                sa.select(Credential.username)
+                .where(Credential.state == State.ISSUED.value)))

@@ -1,0 +1,72 @@
+"""Tables. Changing one needs an alembic revision in migrations/versions."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+
+class State(str, enum.Enum):
+    """The life of a per-boot credential (see docs/credentials.md)."""
+
+    ISSUED = 'issued'        # the broker user exists, nothing received yet
+    RECEIVED = 'received'    # a verified message arrived; user deleted
+    APPLIED = 'applied'      # the inventory reached Ironic
+    EXPIRED = 'expired'      # never used before its expiry; user deleted
+    REVOKED = 'revoked'      # withdrawn by an operator; user deleted
+
+
+LIVE = (State.ISSUED,)
+FINAL = (State.APPLIED, State.EXPIRED, State.REVOKED)
+
+
+class Base(orm.DeclarativeBase):
+    pass
+
+
+class Credential(Base):
+    """One boot's credential. Only the public half of its key is kept."""
+
+    __tablename__ = 'credentials'
+
+    boot_id: orm.Mapped[str] = orm.mapped_column(sa.String(64),
+                                                 primary_key=True)
+    username: orm.Mapped[str] = orm.mapped_column(sa.String(64),
+                                                  unique=True)
+    public_key: orm.Mapped[bytes] = orm.mapped_column(sa.LargeBinary(32))
+    mac: orm.Mapped[str | None] = orm.mapped_column(sa.String(17),
+                                                    index=True)
+    node: orm.Mapped[str | None] = orm.mapped_column(sa.String(255),
+                                                     index=True)
+    state: orm.Mapped[str] = orm.mapped_column(sa.String(16), index=True)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime)
+    expires_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime, index=True)
+    changed_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime)
+    message_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(128))
+    # When the broker user was deleted; NULL while it may still exist.
+    user_deleted_at: orm.Mapped[datetime.datetime | None] = \
+        orm.mapped_column(sa.DateTime)
+    issued_by: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+
+    def to_dict(self) -> dict:
+        """A listing row: everything but the key."""
+        return {
+            'boot_id': self.boot_id, 'username': self.username,
+            'mac': self.mac, 'node': self.node, 'state': self.state,
+            'created_at': _iso(self.created_at),
+            'expires_at': _iso(self.expires_at),
+            'changed_at': _iso(self.changed_at),
+            'message_id': self.message_id,
+            'user_deleted_at': _iso(self.user_deleted_at),
+            'issued_by': self.issued_by,
+        }
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec='seconds') + 'Z'

@@ -1,0 +1,186 @@
+"""A throwaway RabbitMQ node from Debian's ``rabbitmq-server``.
+
+Its own node name, data, log and plugin files, and free loopback ports for
+AMQP, the management API, Erlang distribution and its own epmd, so that it
+never touches (or is disturbed by) a system RabbitMQ on the same machine.
+Run as root, the node drops privileges to the ``rabbitmq`` user like
+Debian's wrapper does, so its directories belong to that user.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+
+import requests
+
+from tests.servers.common import ServerError, free_port, wait_for
+
+RABBITMQ_BIN = pathlib.Path('/usr/lib/rabbitmq/bin')
+
+
+class RabbitMQServer:
+    """Start with start(), stop with stop(); the URLs are attributes."""
+
+    def __init__(self, workdir: pathlib.Path, name: str | None = None) -> None:
+        self.name = name or f'hwbus-{secrets.token_hex(4)}'
+        self._user = None
+        if os.geteuid() == 0:
+            try:
+                self._user = pwd.getpwnam('rabbitmq')
+            except KeyError:
+                self._user = None
+        if self._user is not None:
+            # The node runs as "rabbitmq", which cannot enter pytest's
+            # private temporary directories: use a directory of its own
+            # and leave a link to it where the test looks.
+            workdir.mkdir(parents=True, exist_ok=True)
+            own = pathlib.Path(tempfile.mkdtemp(prefix=f'{self.name}-'))
+            link = workdir / 'node'
+            if not link.exists():
+                link.symlink_to(own)
+            workdir = own
+        self.workdir = workdir
+        self.node = f'{self.name}@localhost'
+        self.amqp_port = free_port()
+        self.management_port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.admin_user = 'hwbus-admin'
+        self.admin_password = secrets.token_urlsafe(16)
+        self.amqp_url = (f'amqp://{self.admin_user}:{self.admin_password}'
+                         f'@127.0.0.1:{self.amqp_port}/%2F')
+        self.management_url = f'http://127.0.0.1:{self.management_port}'
+        self.log = workdir / 'log' / f'{self.node}.log'
+        self.proc: subprocess.Popen | None = None
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            'HOME': str(self.workdir),  # its own .erlang.cookie
+            'RABBITMQ_NODENAME': self.node,
+            'RABBITMQ_NODE_IP_ADDRESS': '127.0.0.1',
+            'RABBITMQ_NODE_PORT': str(self.amqp_port),
+            'RABBITMQ_DIST_PORT': str(self.dist_port),
+            'ERL_EPMD_PORT': str(self.epmd_port),
+            'ERL_EPMD_ADDRESS': '127.0.0.1',
+            'RABBITMQ_MNESIA_BASE': str(self.workdir / 'mnesia'),
+            'RABBITMQ_LOG_BASE': str(self.workdir / 'log'),
+            'RABBITMQ_CONFIG_FILE': str(self.workdir / 'rabbitmq'),
+            'RABBITMQ_ADVANCED_CONFIG_FILE': str(self.workdir / 'advanced.config'),
+            'RABBITMQ_ENABLED_PLUGINS_FILE': str(self.workdir /
+                                                 'enabled_plugins'),
+            'RABBITMQ_PID_FILE': str(self.workdir / 'rabbitmq.pid'),
+            'RABBITMQ_CONF_ENV_FILE': str(self.workdir / 'rabbitmq-env.conf'),
+        })
+        return env
+
+    def _prepare(self) -> None:
+        if not (RABBITMQ_BIN / 'rabbitmq-server').exists():
+            raise ServerError('rabbitmq-server is not installed: run '
+                              'tools/install-deps --test')
+        for sub in ('mnesia', 'log'):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        (self.workdir / 'rabbitmq-env.conf').write_text('')
+        (self.workdir / 'advanced.config').write_text('[].\n')
+        (self.workdir / 'enabled_plugins').write_text(
+            '[rabbitmq_management].\n')
+        (self.workdir / 'rabbitmq.conf').write_text(textwrap.dedent(f'''\
+            listeners.tcp.1 = 127.0.0.1:{self.amqp_port}
+            management.tcp.ip = 127.0.0.1
+            management.tcp.port = {self.management_port}
+            default_user = {self.admin_user}
+            default_pass = {self.admin_password}
+            default_user_tags.administrator = true
+            loopback_users = none
+            log.file.level = info
+            log.console = false
+            '''))
+        cookie = self.workdir / '.erlang.cookie'
+        if not cookie.exists():
+            cookie.write_text(secrets.token_hex(16))
+            cookie.chmod(0o400)
+        if self._user is not None:
+            for path in [self.workdir, *self.workdir.rglob('*')]:
+                os.chown(path, self._user.pw_uid, self._user.pw_gid)
+
+    def _popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        if self._user is not None:
+            kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid,
+                          extra_groups=[])
+        return subprocess.Popen(argv, env=self._env(), cwd=self.workdir,
+                                **kwargs)
+
+    def start(self, timeout: float = 120) -> RabbitMQServer:
+        self._prepare()
+        self.proc = self._popen(
+            [str(RABBITMQ_BIN / 'rabbitmq-server')],
+            stdout=open(self.workdir / 'log' / 'stdout.log', 'ab'),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._amqp_open, timeout, f'RabbitMQ {self.node} AMQP',
+                 self.log, self.proc)
+        wait_for(lambda: self.api('GET', '/api/overview').ok, timeout,
+                 f'RabbitMQ {self.node} management API', self.log, self.proc)
+        return self
+
+    def _amqp_open(self) -> bool:
+        with socket.create_connection(('127.0.0.1', self.amqp_port), 1):
+            return True
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop the node as an operator would (SIGTERM: a clean shutdown)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        self._kill_epmd()
+
+    def _kill_epmd(self) -> None:
+        epmd = shutil.which('epmd') or '/usr/lib/erlang/bin/epmd'
+        try:
+            subprocess.run([epmd, '-kill'], env=self._env(), timeout=10,
+                           capture_output=True)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop, stay down for a while, start again on the same ports."""
+        import time
+
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The management HTTP API as the administrator (for assertions)."""
+        return requests.request(method, self.management_url + path,
+                                auth=(self.admin_user, self.admin_password),
+                                timeout=30, **kwargs)
+
+    def users(self) -> set[str]:
+        response = self.api('GET', '/api/users')
+        response.raise_for_status()
+        return {user['name'] for user in response.json()}
+
+    def connections(self) -> list[dict]:
+        response = self.api('GET', '/api/connections')
+        response.raise_for_status()
+        return response.json()
