@@ -2,7 +2,8 @@
 
     hwbus-manage db upgrade|version
     hwbus-manage setup-broker [--print-definitions]
-    hwbus-manage issue --mac M [--node N] [--ttl 30m] [--format cmdline|ipxe|json]
+    hwbus-manage issue --mac M [--node N] [--ttl 30m]
+                       [--format cmdline|ipxe|json]
     hwbus-manage credentials list|revoke BOOT_ID|sweep
 
 Configuration comes from /etc/hwbus/hwbus.conf (or --config-file).

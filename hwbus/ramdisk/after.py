@@ -47,7 +47,7 @@ def do(action: str) -> None:
                                 'ironic-python-agent.service'], check=False,
                                timeout=30)
                 return
-            os.execv(agent, [agent])
+            os.execv(agent, [agent])  # noqa: S606 - hand over PID
         LOG.warning('ironic-python-agent is not in this image; rebooting')
         action = 'reboot'
     _power(action)

@@ -92,7 +92,8 @@ def _attempt(url: str, sealed: Sealed, exchange: str, ca: str | None,
 
 def _classify(exc: Exception) -> tuple[bool, str]:
     """(permanent?, human reason) for a failed attempt."""
-    if isinstance(exc, pe.ProbableAuthenticationError | pe.AuthenticationError):
+    if isinstance(exc, pe.ProbableAuthenticationError
+                  | pe.AuthenticationError):
         return True, ('the broker refused this boot\'s credential (revoked, '
                       'expired or already used)')
     if isinstance(exc, pe.ChannelClosedByBroker):
@@ -144,7 +145,8 @@ def publish(sealed: Sealed, params: bootparams.BootParams,
                 raise Refused(why) from None
             remaining = end - clock()
             delay = min(MAX_BACKOFF, 0.5 * 2 ** min(attempt - 1, 8))
-            delay = min(delay * random.uniform(0.5, 1.0), remaining)
+            jitter = random.uniform(0.5, 1.0)  # noqa: S311 - not crypto
+            delay = min(delay * jitter, remaining)
             if remaining <= 0:
                 raise DeadlineExceeded(
                     f'no broker confirmed the message within {deadline:g} s '

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     """The life of a per-boot credential (see docs/credentials.md)."""
 
     ISSUED = 'issued'        # the broker user exists, nothing received yet

@@ -73,7 +73,8 @@ class PostgresServer:
         result = subprocess.run(
             [str(self.bindir / 'psql'), '-h', '127.0.0.1', '-p',
              str(self.port), '-U', self.user, '-d', 'postgres', '-tAc',
-             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
+             'SELECT 1 FROM pg_database WHERE datname = '  # noqa: S608
+             f"'{self.database}'"],
             env={**os.environ, 'PGPASSWORD': self.password},
             capture_output=True, text=True, timeout=10)
         if result.returncode != 0:

@@ -75,7 +75,8 @@ class RabbitMQServer:
             'RABBITMQ_MNESIA_BASE': str(self.workdir / 'mnesia'),
             'RABBITMQ_LOG_BASE': str(self.workdir / 'log'),
             'RABBITMQ_CONFIG_FILE': str(self.workdir / 'rabbitmq'),
-            'RABBITMQ_ADVANCED_CONFIG_FILE': str(self.workdir / 'advanced.config'),
+            'RABBITMQ_ADVANCED_CONFIG_FILE': str(self.workdir /
+                                                 'advanced.config'),
             'RABBITMQ_ENABLED_PLUGINS_FILE': str(self.workdir /
                                                  'enabled_plugins'),
             'RABBITMQ_PID_FILE': str(self.workdir / 'rabbitmq.pid'),
