@@ -58,3 +58,24 @@ def stop(proc: subprocess.Popen | None, timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def workdir_for(user, workdir: pathlib.Path, prefix: str) -> pathlib.Path:
+    """A directory a server dropping privileges to ``user`` can use.
+
+    pytest's temporary directories are private to root, so a server
+    running as ``rabbitmq`` or ``postgres`` gets a directory of its own in
+    /tmp, linked from workdir so that its logs are easy to find.
+    """
+    if user is None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir
+    import tempfile
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    own = pathlib.Path(tempfile.mkdtemp(prefix=f'{prefix}-'))
+    os.chown(own, user.pw_uid, user.pw_gid)
+    link = workdir / 'server'
+    if not link.is_symlink():
+        link.symlink_to(own)
+    return own

@@ -14,7 +14,7 @@ import pwd
 import secrets
 import subprocess
 
-from tests.servers.common import ServerError, free_port, wait_for
+from tests.servers.common import ServerError, free_port, wait_for, workdir_for
 
 
 def _bindir() -> pathlib.Path:
@@ -30,23 +30,27 @@ class PostgresServer:
     """Start with start(), stop with stop(); ``url`` is for SQLAlchemy."""
 
     def __init__(self, workdir: pathlib.Path) -> None:
-        self.workdir = workdir
+        self._user = pwd.getpwnam('postgres') if os.geteuid() == 0 else None
+        self.workdir = workdir_for(self._user, workdir, 'hwbus-postgres')
         self.port = free_port()
         self.password = secrets.token_urlsafe(12)
         self.user = 'hwbus'
         self.database = 'hwbus'
         self.url = (f'postgresql+psycopg://{self.user}:{self.password}'
                     f'@127.0.0.1:{self.port}/{self.database}')
-        self.log = workdir / 'postgres.log'
+        self.log = self.workdir / 'postgres.log'
         self.bindir = _bindir()
-        self._user = pwd.getpwnam('postgres') if os.geteuid() == 0 else None
 
     def _run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         if self._user is not None:
             kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid,
                           extra_groups=[])
-        return subprocess.run(argv, check=True, capture_output=True,
-                              timeout=120, cwd=self.workdir, **kwargs)
+        result = subprocess.run(argv, capture_output=True, text=True,
+                                timeout=120, cwd=self.workdir, **kwargs)
+        if result.returncode != 0:
+            raise ServerError(f'{argv[0]} failed ({result.returncode}):\n'
+                              f'{result.stdout}\n{result.stderr}')
+        return result
 
     def start(self, timeout: float = 60) -> PostgresServer:
         data = self.workdir / 'data'

@@ -17,12 +17,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import textwrap
 
 import requests
 
-from tests.servers.common import ServerError, free_port, wait_for
+from tests.servers.common import ServerError, free_port, wait_for, workdir_for
 
 RABBITMQ_BIN = pathlib.Path('/usr/lib/rabbitmq/bin')
 
@@ -38,17 +37,7 @@ class RabbitMQServer:
                 self._user = pwd.getpwnam('rabbitmq')
             except KeyError:
                 self._user = None
-        if self._user is not None:
-            # The node runs as "rabbitmq", which cannot enter pytest's
-            # private temporary directories: use a directory of its own
-            # and leave a link to it where the test looks.
-            workdir.mkdir(parents=True, exist_ok=True)
-            own = pathlib.Path(tempfile.mkdtemp(prefix=f'{self.name}-'))
-            link = workdir / 'node'
-            if not link.exists():
-                link.symlink_to(own)
-            workdir = own
-        self.workdir = workdir
+        self.workdir = workdir_for(self._user, workdir, self.name)
         self.node = f'{self.name}@localhost'
         self.amqp_port = free_port()
         self.management_port = free_port()
@@ -59,7 +48,7 @@ class RabbitMQServer:
         self.amqp_url = (f'amqp://{self.admin_user}:{self.admin_password}'
                          f'@127.0.0.1:{self.amqp_port}/%2F')
         self.management_url = f'http://127.0.0.1:{self.management_port}'
-        self.log = workdir / 'log' / f'{self.node}.log'
+        self.log = self.workdir / 'log' / f'{self.node}.log'
         self.proc: subprocess.Popen | None = None
 
     def _env(self) -> dict[str, str]:
