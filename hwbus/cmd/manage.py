@@ -208,6 +208,11 @@ def add_command_parsers(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     log.register_options(CONF)
+    # Standard output is for what the operator asked for (kernel
+    # parameters, JSON); log lines go to standard error.
+    CONF.set_default('use_stderr', True)
+    log.set_defaults(default_log_levels=[
+        *log.get_default_log_levels(), 'alembic=WARN'])
     CONF.register_cli_opt(cfg.SubCommandOpt(
         'command', title='Commands', handler=add_command_parsers))
     CONF(argv if argv is not None else sys.argv[1:], project='hwbus',

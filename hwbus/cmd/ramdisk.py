@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.INFO,
         format='hwbus-ramdisk: %(asctime)s %(levelname)s %(message)s',
         handlers=handlers)
-    logging.getLogger('pika').setLevel(logging.CRITICAL)
+    # pika logs every reconnect at WARNING and worse; ours say it better.
+    logging.getLogger('pika').setLevel(
+        logging.DEBUG if args.debug else logging.CRITICAL)
     if args.cmdline is not None:
         cmdline = args.cmdline
     else:
