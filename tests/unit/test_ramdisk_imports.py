@@ -15,7 +15,8 @@ import hwbus
 TOP = pathlib.Path(hwbus.__file__).parent
 # What the image installs besides the standard library (docs/ramdisk.md).
 ALLOWED = {'pika', 'psutil', 'cryptography', 'jsonschema'}
-ENTRY_POINTS = ['hwbus.ramdisk', 'hwbus.cmd.collect']
+ENTRY_POINTS = ['hwbus.ramdisk', 'hwbus.cmd.collect', 'hwbus.cmd.ramdisk',
+                'hwbus.envelope', 'hwbus.bootparams', 'hwbus.keys']
 
 
 def _module_file(name):
