@@ -77,8 +77,9 @@ def main() -> None:
     print(f'  reference: one connection, confirms        '
           f'{reference_seconds:6.2f} s  '
           f'{args.boots / reference_seconds:7.1f} msgs/s')
-    print(f'  ratio hwbus / reference: {hwbus_seconds / reference_seconds:.1f}x'
-          f'; queue depth after both: {depth}')
+    ratio = hwbus_seconds / reference_seconds
+    print(f'  ratio hwbus / reference: {ratio:.1f}x; queue depth after '
+          f'both: {depth}')
 
 
 if __name__ == '__main__':
