@@ -222,3 +222,43 @@ def test_bad_parameters_exit_2_without_publishing(monkeypatch):
     monkeypatch.setattr(publisher, '_attempt', pytest.fail)
     assert main.run('quiet') == main.EXIT_BAD_PARAMS
     assert main.run(CMDLINE.replace(SEED, 'AAAA')) == main.EXIT_BAD_PARAMS
+
+
+def _ca_certificate():
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'hwbus CA')])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                           critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_hwbus_ca_pins_the_broker_ca_from_the_cmdline(tmp_path):
+    import ssl
+
+    der = _ca_certificate()
+    text = keys.b64encode(der)
+    assert len(text) < 700  # fits the kernel command line
+    context = publisher.ssl_context(text)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert [c['subject'] for c in context.get_ca_certs()] == [
+        ((('commonName', 'hwbus CA'),),)]
+    pem = tmp_path / 'ca.pem'
+    pem.write_text(ssl.DER_cert_to_PEM_cert(der))
+    assert len(publisher.ssl_context(str(pem)).get_ca_certs()) == 1
+    params = publisher.connection_parameters(
+        'amqps://u:p@broker.example:5671/%2F', text, 'x')
+    assert params.ssl_options.server_hostname == 'broker.example'
