@@ -6,9 +6,19 @@ values down, so the library stays testable without global state.
 
 from oslo_config import cfg
 
-from hwbus.conf import broker, credentials, database, ramdisk
+from hwbus.conf import (
+    broker,
+    consumer,
+    credentials,
+    database,
+    enroll,
+    ironic,
+    notifications,
+    ramdisk,
+)
 
 CONF = cfg.CONF
 
-for _module in (broker, credentials, database, ramdisk):
+for _module in (broker, consumer, credentials, database, enroll, ironic,
+                notifications, ramdisk):
     _module.register_opts(CONF)

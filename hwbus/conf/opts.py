@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from hwbus.conf import broker, credentials, database, ramdisk
+from hwbus.conf import (
+    broker,
+    consumer,
+    credentials,
+    database,
+    enroll,
+    ironic,
+    notifications,
+    ramdisk,
+)
 
-_GROUPS = (broker, credentials, database, ramdisk)
+_GROUPS = (broker, consumer, credentials, database, enroll, notifications,
+           ramdisk)
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
     """Option groups with their options (the oslo.config.opts hook)."""
-    return [(module.GROUP, list(module.OPTS)) for module in _GROUPS]
+    return ([(module.GROUP, list(module.OPTS)) for module in _GROUPS]
+            + [(ironic.GROUP, ironic.list_opts())])

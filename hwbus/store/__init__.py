@@ -6,6 +6,6 @@ UPDATE, so concurrent writers on any number of hosts agree on who won.
 """
 
 from hwbus.store.api import Store, StoreUnavailable
-from hwbus.store.models import Credential, State
+from hwbus.store.models import Credential, Inventory, State
 
-__all__ = ['Credential', 'State', 'Store', 'StoreUnavailable']
+__all__ = ['Credential', 'Inventory', 'State', 'Store', 'StoreUnavailable']

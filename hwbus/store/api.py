@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import orm
 
 from hwbus.errors import TransientError
-from hwbus.store.models import Credential, State
+from hwbus.store.models import Credential, Inventory, State
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +39,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-class Store:
+class ArchiveMixin:
+    """Applied inventories: save once per message, read per node."""
+
+    def archive(self, record: Inventory) -> bool:
+        """Save; False when this message was archived before (redelivery)."""
+        try:
+            with self.session() as session:
+                session.add(record)
+            return True
+        except sa_exc.IntegrityError:
+            return False
+
+    def inventories(self, node: str | None = None, mac: str | None = None,
+                    limit: int = 50) -> list[Inventory]:
+        """Newest first."""
+        query = sa.select(Inventory).order_by(Inventory.applied_at.desc(),
+                                              Inventory.id.desc())
+        if node:
+            query = query.where(Inventory.node == node)
+        if mac:
+            query = query.where(Inventory.mac == mac)
+        with self.session() as session:
+            return list(session.scalars(query.limit(limit)))
+
+
+class Store(ArchiveMixin):
     """A handle on the database; cheap to share across threads."""
 
     def __init__(self, url: str, auto_upgrade: bool = True) -> None:
@@ -210,3 +235,4 @@ class Store:
             return set(session.scalars(
                 sa.select(Credential.username)
                 .where(Credential.state == State.ISSUED.value)))
+

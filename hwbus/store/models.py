@@ -70,3 +70,27 @@ class Credential(Base):
 
 def _iso(value: datetime.datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec='seconds') + 'Z'
+
+
+class Inventory(Base):
+    """One applied inventory, kept for replay and hardware history."""
+
+    __tablename__ = 'inventories'
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True,
+                                            autoincrement=True)
+    boot_id: orm.Mapped[str] = orm.mapped_column(sa.String(64), index=True)
+    message_id: orm.Mapped[str] = orm.mapped_column(sa.String(128),
+                                                    unique=True)
+    node: orm.Mapped[str | None] = orm.mapped_column(sa.String(64),
+                                                     index=True)
+    mac: orm.Mapped[str | None] = orm.mapped_column(sa.String(17),
+                                                    index=True)
+    applied_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime, index=True)
+    # The exact signed wire body and its signature: a replay is verified
+    # again against the stored public key, like a fresh message.
+    body: orm.Mapped[bytes] = orm.mapped_column(sa.LargeBinary)
+    content_encoding: orm.Mapped[str] = orm.mapped_column(sa.String(16))
+    signature: orm.Mapped[str] = orm.mapped_column(sa.String(128))
+    user_id: orm.Mapped[str] = orm.mapped_column(sa.String(64))

@@ -20,6 +20,7 @@ def store(request, tmp_path):
     engine = sa.create_engine(server.url)
     with engine.begin() as connection:
         connection.execute(sa.text('DROP TABLE IF EXISTS credentials'))
+        connection.execute(sa.text('DROP TABLE IF EXISTS inventories'))
         connection.execute(sa.text('DROP TABLE IF EXISTS alembic_version'))
     engine.dispose()
     yield Store(server.url)
@@ -37,10 +38,10 @@ def _credential(n, **kwargs):
 
 
 def test_schema_is_at_head_and_upgrade_is_idempotent(store):
-    assert store.revision() == '0001'
+    assert store.revision() == '0002'
     store.upgrade()
     store.check_schema()
-    assert store.revision() == '0001'
+    assert store.revision() == '0002'
 
 
 def test_records_round_trip(store):

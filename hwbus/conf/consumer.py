@@ -1,0 +1,48 @@
+"""[consumer]: the daemon that verifies inventories and applies them."""
+
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup('consumer', title='Consumer daemon',
+                     help='hwbus-consumer: verify, revoke, apply, ack.')
+
+OPTS = [
+    cfg.ListOpt('broker_urls', default=['amqp://127.0.0.1:5672/'],
+                help='Broker URLs for the consumer, without user or '
+                     'password (those are [broker] consumer_user and '
+                     'consumer_password). Several URLs fail over in order.'),
+    cfg.IntOpt('workers', default=4, min=1,
+               help='Messages processed at once. Each waits on Ironic and '
+                    'the store, so a few per core is right.'),
+    cfg.IntOpt('prefetch', default=8, min=1,
+               help='Unacknowledged messages the broker hands this '
+                    'consumer at most (basic.qos).'),
+    cfg.ListOpt('appliers', default=['inspection'],
+                help='Appliers to run for each verified inventory, in '
+                     'order, by entry-point name (hwbus.appliers): '
+                     '"inspection" (Ironic\'s continue_inspection), '
+                     '"enroll" (find or create the node and set it up '
+                     'directly), "null" (benchmarks).'),
+    cfg.FloatOpt('retry_window', default=600.0, min=0.0,
+                 help='Seconds a worker keeps retrying one message while '
+                      'Ironic or the store is unavailable before returning '
+                      'it to the queue (which counts a delivery). Must stay '
+                      'below RabbitMQ\'s consumer_timeout (30 min).'),
+    cfg.FloatOpt('max_backoff', default=30.0, min=0.1,
+                 help='Longest pause between two retries of one message.'),
+    cfg.FloatOpt('shutdown_timeout', default=60.0, min=0.0,
+                 help='On SIGTERM, seconds to let in-flight messages '
+                      'finish; the rest are returned to the queue.'),
+    cfg.StrOpt('metrics_host', default='127.0.0.1',
+               help='Address of the Prometheus metrics endpoint.'),
+    cfg.PortOpt('metrics_port', default=9464,
+                help='Port of the Prometheus metrics endpoint; 0 turns it '
+                     'off.'),
+    cfg.BoolOpt('archive', default=True,
+                help='Keep every applied inventory in the store, for '
+                     '"hwbus-manage replay" and "history".'),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(GROUP)
+    conf.register_opts(OPTS, group=GROUP)

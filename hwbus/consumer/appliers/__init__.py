@@ -1,0 +1,59 @@
+"""Appliers bring a verified inventory into Ironic (``hwbus.appliers``).
+
+An applier is a class taking ``(conf, connection)`` with an
+``apply(context) -> Applied`` method. It raises TransientError when
+Ironic should be asked again later and PermanentError when the inventory
+can never be applied; anything else counts as transient. Applying the same
+context twice must change nothing the second time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+from stevedore import driver
+
+from hwbus.store import Credential
+
+NAMESPACE = 'hwbus.appliers'
+
+
+@dataclasses.dataclass
+class Context:
+    """One verified message, as the appliers see it."""
+
+    boot_id: str
+    message_id: str
+    credential: Credential
+    inventory: dict[str, Any]
+    plugin_data: dict[str, Any]
+
+    @property
+    def macs(self) -> list[str]:
+        return [i['mac_address'] for i in self.inventory.get('interfaces', [])
+                if i.get('mac_address')]
+
+    @property
+    def boot_mac(self) -> str | None:
+        return (self.inventory.get('boot') or {}).get('pxe_interface')
+
+
+@dataclasses.dataclass
+class Applied:
+    node: str | None = None
+    created: bool = False
+    matched_by: str | None = None
+    changes: list[str] = dataclasses.field(default_factory=list)
+
+
+class Applier(Protocol):
+    name: str
+
+    def apply(self, context: Context) -> Applied: ...
+
+
+def load(names: list[str], conf: Any, connection: Any) -> list[Applier]:
+    return [driver.DriverManager(NAMESPACE, name, invoke_on_load=True,
+                                 invoke_args=(conf, connection)).driver
+            for name in names]

@@ -1,0 +1,37 @@
+"""``inspection``: hand the inventory to Ironic's own inspection.
+
+``POST /v1/continue_inspection`` (API 1.84+) with the inventory and the
+plugin data, exactly what ironic-python-agent sends. A node waiting in
+``inspect wait`` continues; an unknown one is enrolled by Ironic's
+auto-discovery when that is on. Ironic's inspection hooks and rules run
+as usual. Ironic deduplicates nothing here, but a redelivered message
+only re-runs the same hooks on the same data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwbus.consumer import ironic
+from hwbus.consumer.appliers import Applied, Context
+
+
+class InspectionApplier:
+    name = 'inspection'
+
+    def __init__(self, conf: Any, connection: Any) -> None:
+        self.connection = connection
+
+    def apply(self, context: Context) -> Applied:
+        body = dict(context.plugin_data)
+        body['inventory'] = context.inventory
+        with ironic.calling('continue_inspection'):
+            response = self.connection.baremetal.post(
+                '/continue_inspection', json=body, microversion='1.84',
+                raise_exc=False)
+        if response.status_code not in (200, 202):
+            raise ironic.status_error(response.status_code,
+                                      'continue_inspection', response.text)
+        node = (response.json().get('node') or {}).get('uuid')
+        return Applied(node=node, matched_by='ironic-lookup',
+                       changes=['inspection continued'])

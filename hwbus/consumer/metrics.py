@@ -1,0 +1,52 @@
+"""Prometheus metrics of the consumer (``[consumer] metrics_port``).
+
+Labels are bounded: outcomes and reasons come from fixed sets of error
+classes, never from message content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import prometheus_client as prom
+
+MESSAGES = prom.Counter(
+    'hwbus_messages', 'Messages processed, by outcome and reason.',
+    ['outcome', 'reason'])
+PIPELINE_SECONDS = prom.Histogram(
+    'hwbus_pipeline_seconds', 'Time to process one message, whole.',
+    buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+STEP_SECONDS = prom.Histogram(
+    'hwbus_step_seconds', 'Time spent in one pipeline step.', ['step'],
+    buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5))
+QUEUE_DEPTH = prom.Gauge(
+    'hwbus_queue_depth', 'Messages waiting, by queue.', ['queue'])
+CREDENTIALS = prom.Counter(
+    'hwbus_credentials', 'Credential events: issued, received, revoked, '
+    'expired.', ['event'])
+IN_FLIGHT = prom.Gauge('hwbus_in_flight', 'Messages being processed now.')
+
+
+@contextlib.contextmanager
+def step(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STEP_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
+def observe(outcome: Any, seconds: float) -> None:
+    MESSAGES.labels(outcome.kind, outcome.reason or '-').inc()
+    PIPELINE_SECONDS.observe(seconds)
+    if outcome.kind == 'applied':
+        CREDENTIALS.labels('received').inc()
+
+
+def serve(host: str, port: int) -> None:
+    """Start the /metrics endpoint in a daemon thread (port 0: off)."""
+    if port:
+        prom.start_http_server(port, addr=host)

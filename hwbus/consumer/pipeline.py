@@ -1,0 +1,206 @@
+"""One message, from wire bytes to Ironic, in the design's order.
+
+size → properties → credential by ``user_id`` → signature → state
+transition → revoke → schema → MAC binding → appliers → applied → archive
+→ notification. ``process()`` never raises: it returns an ``Outcome`` that
+tells the service to ack, dead-letter (with a reason) or retry. It knows
+nothing of AMQP, so tests and ``hwbus-manage replay`` drive it directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from hwbus import envelope, inventory
+from hwbus.consumer import metrics
+from hwbus.consumer.appliers import Applied, Applier, Context
+from hwbus.credentials import Credentials
+from hwbus.errors import PermanentError, TransientError
+from hwbus.store import Credential, Inventory, State
+from hwbus.store.api import utcnow
+
+LOG = logging.getLogger(__name__)
+
+APPLIED, DEAD, RETRY = 'applied', 'dead', 'retry'
+
+
+class Rejected(PermanentError):
+    """A verified message that still cannot be accepted."""
+
+
+class Revoked(Rejected):
+    reason = 'revoked'
+
+
+class ReplayedBoot(Rejected):
+    reason = 'replayed-boot'
+
+
+class CredentialMismatch(Rejected):
+    reason = 'boot-mismatch'
+
+
+class SchemaViolation(Rejected):
+    reason = 'schema'
+
+
+class MacMismatch(Rejected):
+    reason = 'mac-mismatch'
+
+
+class RamdiskError(Rejected):
+    reason = 'ramdisk-error'
+
+
+@dataclasses.dataclass
+class Outcome:
+    kind: str
+    reason: str = ''
+    detail: str = ''
+    boot_id: str | None = None
+    message_id: str | None = None
+    node: str | None = None
+    applied: Applied | None = None
+
+
+class Pipeline:
+    """The checks and the appliers; shared by all worker threads."""
+
+    def __init__(self, credentials: Credentials, appliers: list[Applier],
+                 notifier: Any = None, archive: bool = True,
+                 max_size: int = envelope.MAX_SIZE) -> None:
+        self.credentials = credentials
+        self.store = credentials.store
+        self.appliers = appliers
+        self.notifier = notifier
+        self.archive = archive
+        self.max_size = max_size
+
+    def process(self, body: bytes, properties: Mapping[str, Any]) -> Outcome:
+        started = time.perf_counter()
+        found: dict[str, Credential] = {}
+        opened = None
+        try:
+            with metrics.step('verify'):
+                opened = envelope.open(
+                    body, properties,
+                    lambda header: self._key_for(header, found),
+                    self.max_size)
+            credential = found['credential']
+            outcome = self._accept(opened, credential)
+        except PermanentError as exc:
+            outcome = Outcome(DEAD, exc.reason, str(exc))
+        except TransientError as exc:
+            outcome = Outcome(RETRY, exc.reason, str(exc))
+        except Exception as exc:  # a bug or an unforeseen failure: keep it
+            LOG.exception('unexpected error while processing a message')
+            outcome = Outcome(RETRY, 'internal-error',
+                              f'{type(exc).__name__}: {exc}'[:500])
+        if opened is not None:
+            outcome.boot_id = opened.header.boot_id
+            outcome.message_id = opened.header.message_id
+        else:
+            outcome.message_id = str(properties.get('message_id') or '')[:128]
+        metrics.observe(outcome, time.perf_counter() - started)
+        self._log(outcome, properties)
+        self._notify(outcome, opened)
+        return outcome
+
+    # -- steps ------------------------------------------------------------
+    def _key_for(self, header: envelope.Header,
+                 found: dict[str, Credential]) -> bytes:
+        with metrics.step('lookup'):
+            credential = self.credentials.lookup(header.user_id)
+        if credential.boot_id != header.boot_id:
+            raise CredentialMismatch(
+                f'broker user {header.user_id} belongs to boot '
+                f'{credential.boot_id}, not {header.boot_id}')
+        if credential.state == State.REVOKED.value:
+            raise Revoked(f'the credential of boot {credential.boot_id} was '
+                          f'revoked')
+        found['credential'] = credential
+        return credential.public_key
+
+    def _accept(self, opened: envelope.Opened,
+                credential: Credential) -> Outcome:
+        header = opened.header
+        with metrics.step('revoke'):
+            if not self.credentials.receive(credential, header.message_id):
+                raise ReplayedBoot(
+                    f'boot {credential.boot_id} already sent another '
+                    f'message; {header.message_id} is refused')
+        if opened.error is not None:
+            raise RamdiskError(
+                f'the ramdisk of boot {credential.boot_id} reported: '
+                f'{opened.error.get("stage", "?")}: '
+                f'{str(opened.error.get("message", ""))[:300]}')
+        with metrics.step('schema'):
+            problems = inventory.problems({'inventory': opened.inventory,
+                                           'plugin_data': opened.plugin_data})
+        if problems:
+            raise SchemaViolation('; '.join(problems[:5]))
+        macs = {i.get('mac_address') for i in
+                opened.inventory.get('interfaces', [])}
+        if credential.mac and credential.mac not in macs:
+            raise MacMismatch(f'the credential was issued for '
+                              f'{credential.mac}, which this inventory does '
+                              f'not have')
+        context = Context(boot_id=credential.boot_id,
+                          message_id=header.message_id,
+                          credential=credential, inventory=opened.inventory,
+                          plugin_data=opened.plugin_data)
+        result = Applied()
+        with metrics.step('apply'):
+            for applier in self.appliers:
+                one = applier.apply(context)
+                result.node = one.node or result.node
+                result.created = result.created or one.created
+                result.matched_by = one.matched_by or result.matched_by
+                result.changes += one.changes
+        self.store.transition(credential.boot_id, State.APPLIED,
+                              [State.RECEIVED])
+        if self.archive:
+            with metrics.step('archive'):
+                self._archive(opened, credential, result)
+        return Outcome(APPLIED, node=result.node, applied=result)
+
+    def _archive(self, opened: envelope.Opened, credential: Credential,
+                 result: Applied) -> None:
+        header = opened.header
+        self.store.archive(Inventory(
+            boot_id=credential.boot_id, message_id=header.message_id,
+            node=result.node,
+            mac=(opened.inventory.get('boot') or {}).get('pxe_interface')
+            or credential.mac,
+            applied_at=utcnow(), body=opened.body,
+            content_encoding=header.encoding,
+            signature=envelope.keys.b64encode(header.signature),
+            user_id=header.user_id))
+
+    # -- reporting --------------------------------------------------------
+    def _log(self, outcome: Outcome, properties: Mapping[str, Any]) -> None:
+        user = str(properties.get('user_id') or '-')[:64]
+        if outcome.kind == APPLIED:
+            LOG.info('applied message %s of boot %s (user %s) to node %s',
+                     outcome.message_id, outcome.boot_id, user,
+                     outcome.node or '-')
+        elif outcome.kind == DEAD:
+            LOG.warning('rejected message %s (user %s): %s: %s',
+                        outcome.message_id or '-', user, outcome.reason,
+                        outcome.detail)
+        else:
+            LOG.warning('will retry message %s (user %s): %s: %s',
+                        outcome.message_id or '-', user, outcome.reason,
+                        outcome.detail)
+
+    def _notify(self, outcome: Outcome, opened: Any) -> None:
+        if self.notifier is None or outcome.kind == RETRY:
+            return
+        try:
+            self.notifier.outcome(outcome, opened)
+        except Exception as exc:  # notifications must never block intake
+            LOG.warning('could not send a notification: %s', exc)

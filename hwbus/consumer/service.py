@@ -1,0 +1,241 @@
+"""hwbus-consumer's loop: kombu on the quorum queue, a pool of workers.
+
+One thread owns the AMQP connection (kombu channels are not thread-safe):
+it receives deliveries, hands them to the worker pool, and acks, rejects
+or dead-letters each when its worker is done. Workers run the pipeline
+and, for transient failures, retry in place with backoff for up to
+``retry_window`` seconds, so an Ironic outage pauses intake instead of
+burning every message's delivery limit; after the window the message goes
+back to the queue (one delivery counted). Nothing is acked before it is
+applied or safely dead-lettered.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import random
+import signal
+import threading
+import time
+from typing import Any
+
+import kombu
+from kombu import exceptions as kombu_exc
+
+from hwbus.consumer import metrics
+from hwbus.consumer.pipeline import APPLIED, DEAD, Outcome, Pipeline
+from hwbus.credentials import Credentials
+
+LOG = logging.getLogger(__name__)
+
+DEAD_REASON = 'x-hwbus-dead-reason'
+DEAD_DETAIL = 'x-hwbus-dead-detail'
+DEAD_AT = 'x-hwbus-dead-at'
+ORIGINAL_USER = 'x-hwbus-original-user-id'
+ORIGINAL_KEY = 'x-hwbus-original-routing-key'
+
+
+def message_properties(message: Any) -> dict[str, Any]:
+    """The AMQP properties the envelope checks, from a kombu message."""
+    props = message.properties or {}
+    return {'content_type': message.content_type,
+            'content_encoding': message.content_encoding,
+            'user_id': props.get('user_id'),
+            'message_id': props.get('message_id'),
+            'timestamp': props.get('timestamp'),
+            'headers': dict(message.headers or {})}
+
+
+@dataclasses.dataclass
+class Settings:
+    urls: list[str]
+    queue: str = 'hwbus.inventory'
+    dead_exchange: str = 'hwbus.dead'
+    workers: int = 4
+    prefetch: int = 8
+    retry_window: float = 600.0
+    max_backoff: float = 30.0
+    shutdown_timeout: float = 60.0
+    sweep_interval: float = 60.0
+
+
+class Service:
+    def __init__(self, pipeline: Pipeline, settings: Settings,
+                 credentials: Credentials | None = None) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.credentials = credentials
+        self.stopping = threading.Event()
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            settings.workers, thread_name_prefix='hwbus-worker')
+        self.pending: list[tuple[concurrent.futures.Future, Any]] = []
+        self._sweeper: threading.Thread | None = None
+
+    # -- worker side ------------------------------------------------------
+    def _work(self, body: bytes, properties: dict[str, Any]) -> Outcome:
+        metrics.IN_FLIGHT.inc()
+        try:
+            end = time.monotonic() + self.settings.retry_window
+            attempt = 0
+            while True:
+                outcome = self.pipeline.process(body, properties)
+                if outcome.kind in (APPLIED, DEAD):
+                    return outcome
+                attempt += 1
+                delay = min(self.settings.max_backoff,
+                            0.5 * 2 ** min(attempt, 10))
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+                if (time.monotonic() + delay > end
+                        or self.stopping.wait(delay)):
+                    return outcome
+        finally:
+            metrics.IN_FLIGHT.dec()
+
+    # -- connection side --------------------------------------------------
+    def _on_message(self, message: Any) -> None:
+        future = self.pool.submit(self._work, bytes(message.body),
+                                  message_properties(message))
+        self.pending.append((future, message))
+
+    def _settle(self, connection: kombu.Connection,
+                wait: float = 0.0) -> None:
+        """Ack, dead-letter or requeue every message whose worker is done."""
+        if wait and self.pending:
+            concurrent.futures.wait([f for f, _ in self.pending],
+                                    timeout=wait)
+        still = []
+        for future, message in self.pending:
+            if not future.done():
+                still.append((future, message))
+                continue
+            outcome = future.result()
+            if outcome.kind == APPLIED:
+                message.ack()
+            elif outcome.kind == DEAD:
+                self._dead_letter(connection, message, outcome)
+                message.ack()
+            else:
+                message.reject(requeue=True)
+        self.pending = still
+
+    def _dead_letter(self, connection: kombu.Connection, message: Any,
+                     outcome: Outcome) -> None:
+        """Publish a copy with the reason (confirmed), then ack the original.
+
+        A plain reject would dead-letter without saying why. The copy drops
+        ``user_id`` (the broker would refuse it from our user) and keeps it
+        in a header, so a replay can verify the message again.
+        """
+        props = message.properties or {}
+        headers = dict(message.headers or {})
+        headers.update({
+            DEAD_REASON: outcome.reason,
+            DEAD_DETAIL: outcome.detail[:1000],
+            DEAD_AT: int(time.time()),
+            ORIGINAL_USER: str(props.get('user_id') or ''),
+            ORIGINAL_KEY: (message.delivery_info or {}).get('routing_key',
+                                                           ''),
+        })
+        producer = kombu.Producer(connection.default_channel)
+        producer.publish(
+            bytes(message.body), exchange=self.settings.dead_exchange,
+            routing_key=outcome.reason or 'dead', headers=headers,
+            content_type=message.content_type or 'application/octet-stream',
+            content_encoding=message.content_encoding or 'binary',
+            message_id=props.get('message_id'),
+            timestamp=props.get('timestamp'), delivery_mode=2,
+            retry=True, retry_policy={'max_retries': 3})
+
+    def _consume(self) -> None:
+        settings = self.settings
+        queue = kombu.Queue(settings.queue, no_declare=True)
+        with kombu.Connection(
+                settings.urls, failover_strategy='round-robin',
+                heartbeat=30,
+                transport_options={'confirm_publish': True,
+                                   'max_retries': 1}) as connection:
+            connection.ensure_connection(max_retries=1)
+            LOG.info('connected to %s; consuming %s',
+                     connection.as_uri(), settings.queue)
+            channel = connection.channel()
+            consumer = kombu.Consumer(channel, queues=[queue],
+                                      on_message=self._on_message,
+                                      no_ack=False)
+            consumer.qos(prefetch_count=settings.prefetch)
+            consumer.consume()
+            last_depth = 0.0
+            try:
+                while not self.stopping.is_set():
+                    try:
+                        connection.drain_events(timeout=0.2)
+                    except TimeoutError:
+                        pass
+                    self._settle(connection)
+                    if time.monotonic() - last_depth > 10:
+                        last_depth = time.monotonic()
+                        self._depth(channel)
+                consumer.cancel()
+                self._drain_on_shutdown(connection)
+            finally:
+                self.pending = []
+
+    def _drain_on_shutdown(self, connection: kombu.Connection) -> None:
+        """Finish what is in flight within the timeout; return the rest."""
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        while self.pending and time.monotonic() < deadline:
+            try:
+                connection.drain_events(timeout=0.1)
+            except TimeoutError:
+                pass
+            self._settle(connection, wait=0.1)
+        for _, message in self.pending:
+            message.reject(requeue=True)
+        LOG.info('stopped; %d in-flight messages returned to the queue',
+                 len(self.pending))
+
+    def _depth(self, channel: Any) -> None:
+        try:
+            _, count, _ = channel.queue_declare(self.settings.queue,
+                                                passive=True)
+            metrics.QUEUE_DEPTH.labels(self.settings.queue).set(count)
+        except Exception as exc:  # metrics must not stop intake
+            LOG.debug('queue depth: %s', exc)
+
+    def _sweep_forever(self) -> None:
+        while not self.stopping.wait(self.settings.sweep_interval):
+            try:
+                result = self.credentials.sweep()
+                metrics.CREDENTIALS.labels('expired').inc(len(result.expired))
+            except Exception as exc:
+                LOG.warning('credential sweep failed: %s', exc)
+
+    def run(self) -> None:
+        """Consume until stop(); reconnect after any connection loss."""
+        if self.credentials is not None and self.settings.sweep_interval:
+            self._sweeper = threading.Thread(target=self._sweep_forever,
+                                             name='hwbus-sweeper',
+                                             daemon=True)
+            self._sweeper.start()
+        delay = 1.0
+        while not self.stopping.is_set():
+            try:
+                self._consume()
+                delay = 1.0
+            except (kombu_exc.OperationalError, kombu_exc.ConnectionError,
+                    OSError, Exception) as exc:
+                if self.stopping.is_set():
+                    break
+                LOG.warning('broker connection lost (%s: %s); reconnecting '
+                            'in %.0f s', type(exc).__name__, exc, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def stop(self, *_args: Any) -> None:
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
