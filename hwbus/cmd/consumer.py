@@ -10,6 +10,7 @@ import sys
 from oslo_log import log
 
 from hwbus import version
+from hwbus.cmd import setup_service
 from hwbus.cmd.manage import make_credentials
 from hwbus.conf import CONF
 from hwbus.consumer import factory, metrics
@@ -20,10 +21,7 @@ LOG = log.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    log.register_options(CONF)
-    CONF(argv if argv is not None else sys.argv[1:], project='hwbus',
-         version=version.version_string())
-    log.setup(CONF, 'hwbus')
+    setup_service(argv)
     credentials = make_credentials()
     notifier = Notifier(CONF)
     pipeline = factory.pipeline(CONF, credentials, notifier)

@@ -21,9 +21,9 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log
 
-from hwbus import version
 from hwbus.broker import topology as broker_topology
 from hwbus.broker.management import Management
+from hwbus.cmd import setup_service
 from hwbus.conf import CONF
 from hwbus.credentials import Credentials
 from hwbus.errors import HwbusError
@@ -207,17 +207,8 @@ def add_command_parsers(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    log.register_options(CONF)
-    # Standard output is for what the operator asked for (kernel
-    # parameters, JSON); log lines go to standard error.
-    CONF.set_default('use_stderr', True)
-    log.set_defaults(default_log_levels=[
-        *log.get_default_log_levels(), 'alembic=WARN'])
-    CONF.register_cli_opt(cfg.SubCommandOpt(
-        'command', title='Commands', handler=add_command_parsers))
-    CONF(argv if argv is not None else sys.argv[1:], project='hwbus',
-         version=version.version_string())
-    log.setup(CONF, DOMAIN)
+    setup_service(argv, [cfg.SubCommandOpt(
+        'command', title='Commands', handler=add_command_parsers)])
     try:
         return CONF.command.func()
     except (HwbusError, StoreNotReady, ValueError, OSError) as exc:

@@ -12,7 +12,7 @@ OPTS = [
     cfg.StrOpt('cloud',
                help='Name of a cloud in clouds.yaml. When set, it is used '
                     'instead of the options of this group.'),
-    cfg.StrOpt('endpoint',
+    cfg.StrOpt('endpoint_override',
                help='Ironic API endpoint, e.g. http://ironic:6385. Needed '
                     'with auth_type none or http_basic; with keystone it '
                     'overrides the catalog.'),

@@ -45,7 +45,7 @@ def connect(conf: Any) -> openstack.connection.Connection:
     session = loading.load_session_from_conf_options(conf, 'ironic',
                                                      auth=auth)
     return openstack.connection.Connection(
-        session=session, baremetal_endpoint_override=group.endpoint,
+        session=session, baremetal_endpoint_override=group.endpoint_override,
         baremetal_api_version=group.api_version,
         baremetal_status_code_retries=group.retries)
 

@@ -10,6 +10,7 @@ nothing of AMQP, so tests and ``hwbus-manage replay`` drive it directly.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Mapping
@@ -46,6 +47,10 @@ class CredentialMismatch(Rejected):
 
 class SchemaViolation(Rejected):
     reason = 'schema'
+
+
+class Expired(Rejected):
+    reason = 'expired'
 
 
 class MacMismatch(Rejected):
@@ -125,9 +130,34 @@ class Pipeline:
         found['credential'] = credential
         return credential.public_key
 
+    @staticmethod
+    def _check_expiry(opened: envelope.Opened,
+                      credential: Credential) -> None:
+        """Refuse what was sent after the credential's expiry.
+
+        Expiry is enforced on the broker by deleting the user, so a message
+        in the queue was normally published while the credential lived and
+        is accepted even when consumed later (after an outage). Between the
+        expiry and the sweep the user still exists: there the signed
+        ``collected_at`` must not be later than the expiry.
+        """
+        if utcnow() <= credential.expires_at:
+            return
+        try:
+            collected = datetime.datetime.strptime(
+                opened.document['collected_at'], '%Y-%m-%dT%H:%M:%SZ')
+        except ValueError:
+            collected = None
+        if collected is None or collected > credential.expires_at:
+            expiry = credential.expires_at.isoformat(timespec='seconds')
+            raise Expired(f'the credential of boot {credential.boot_id} '
+                          f'expired at {expiry}Z, before this message was '
+                          f'sent')
+
     def _accept(self, opened: envelope.Opened,
                 credential: Credential) -> Outcome:
         header = opened.header
+        self._check_expiry(opened, credential)
         with metrics.step('revoke'):
             if not self.credentials.receive(credential, header.message_id):
                 raise ReplayedBoot(

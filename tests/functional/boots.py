@@ -1,0 +1,91 @@
+"""Boots for consumer tests: issue, seal, publish like a ramdisk would."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pika
+
+from hwbus import envelope, keys
+from hwbus.ramdisk import publisher
+
+MACHINES = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
+
+
+def document(machine: str = 'qemu-guest', mac: str | None = None) -> dict:
+    """A recorded machine's document, its boot NIC's MAC replaced."""
+    doc = json.loads((MACHINES / machine / 'expected.json').read_text())
+    if mac:
+        old = doc['inventory']['boot']['pxe_interface']
+        text = json.dumps(doc).replace(old, mac)
+        doc = json.loads(text)
+    return doc
+
+
+def mac_for(i: int) -> str:
+    return f'52:54:10:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}'
+
+
+def boot(credentials, i: int, machine: str = 'qemu-guest', **seal):
+    """Issue a credential for one boot and publish its inventory."""
+    mac = mac_for(i)
+    issued = credentials.issue(mac=mac, after='none')
+    doc = document(machine, mac)
+    sealed = envelope.seal(boot_id=issued.params.boot_id,
+                           user=issued.params.user,
+                           key=keys.private_key(issued.params.key),
+                           inventory=doc['inventory'],
+                           plugin_data=doc['plugin_data'], **seal)
+    publisher.publish(sealed, issued.params, deadline=30)
+    return issued, sealed
+
+
+def publish_raw(issued, body: bytes, properties: dict) -> None:
+    """Publish exactly these bytes as the boot's user (a rogue ramdisk)."""
+    connection = pika.BlockingConnection(
+        pika.URLParameters(issued.params.connection_urls()[0]))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish('hwbus.inventory',
+                              f'inventory.{issued.params.user}', body,
+                              pika.BasicProperties(**properties),
+                              mandatory=True)
+    finally:
+        connection.close()
+
+
+def signed_properties(issued, body: bytes, key=None, **overrides) -> dict:
+    key = key or keys.private_key(issued.params.key)
+    props = {'content_type': envelope.CONTENT_TYPE,
+             'content_encoding': 'identity', 'message_id': f'raw-{id(body)}',
+             'user_id': issued.params.user, 'delivery_mode': 2,
+             'headers': {envelope.HEADER_BOOT: issued.params.boot_id,
+                         envelope.HEADER_SIGNATURE: keys.b64encode(
+                             key.sign(body))}}
+    props.update(overrides)
+    return props
+
+
+def get_all(server, queue: str) -> list[tuple]:
+    connection = pika.BlockingConnection(pika.URLParameters(server.amqp_url))
+    messages = []
+    try:
+        channel = connection.channel()
+        while True:
+            method, props, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return messages
+            messages.append((props, body))
+    finally:
+        connection.close()
+
+
+def depth(server, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(server.amqp_url))
+    try:
+        return connection.channel().queue_declare(
+            queue, passive=True).method.message_count
+    finally:
+        connection.close()

@@ -1,0 +1,292 @@
+"""hwbus-consumer against the real broker, store and Ironic.
+
+The consumer runs as its installed command with a configuration file;
+boots are published exactly as hwbus-ramdisk publishes them.
+"""
+
+import json
+import zlib
+
+import pytest
+
+from hwbus import envelope, keys
+from hwbus.store import State, Store
+from tests.functional import boots
+from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
+from tests.servers.common import wait_for
+from tests.servers.consumer import ConsumerProcess, write_config
+
+QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
+
+
+@pytest.fixture
+def stack(broker, clean_ironic, tmp_path):
+    """Empty queues, no nodes, a fresh SQLite store and a config file."""
+    boots.get_all(broker, QUEUE)
+    boots.get_all(broker, DEAD)
+    url = f'sqlite:///{tmp_path}/hwbus.sqlite'
+    store = Store(url)
+    config = write_config(tmp_path / 'hwbus.conf', broker, url,
+                          clean_ironic.url, CONSUMER_PASSWORD)
+    consumer = ConsumerProcess(config, tmp_path / 'consumer.log')
+
+    class Stack:
+        pass
+
+    s = Stack()
+    s.broker, s.ironic, s.store, s.config = broker, clean_ironic, store, config
+    s.credentials = credentials_for(broker, store)
+    s.consumer = consumer
+    yield s
+    consumer.stop()
+    boots.get_all(broker, QUEUE)
+    boots.get_all(broker, DEAD)
+
+
+def _node_with_port(ironic, mac):
+    ports = [p for p in ironic.ports() if p['address'] == mac]
+    return ports[0]['node_uuid'] if ports else None
+
+
+def _wait_nodes(ironic, macs, timeout=120):
+    found = {}
+
+    def check():
+        by_mac = {p['address']: p['node_uuid'] for p in ironic.ports()}
+        found.update({m: by_mac[m] for m in macs if m in by_mac})
+        return len(found) == len(macs)
+
+    wait_for(check, timeout, f'{len(macs)} nodes in Ironic')
+    return found
+
+
+def test_an_inventory_becomes_a_node_and_the_credential_is_gone(stack):
+    stack.consumer.start()
+    issued, sealed = boots.boot(stack.credentials, 1)
+    mac = boots.mac_for(1)
+    node = _wait_nodes(stack.ironic, [mac])[mac]
+    record = stack.store.get(issued.credential.boot_id)
+    wait_for(lambda: stack.store.get(
+        issued.credential.boot_id).state == State.APPLIED.value, 30,
+        'state applied')
+    record = stack.store.get(issued.credential.boot_id)
+    assert record.message_id == sealed.message_id
+    assert record.user_deleted_at is not None
+    assert issued.credential.username not in stack.broker.users()
+    [archived] = stack.store.inventories(node=node)
+    assert archived.message_id == sealed.message_id
+    stored = stack.ironic.get(f'/v1/nodes/{node}/inventory')
+    assert stored['inventory']['cpu']['count'] == 2
+    assert boots.depth(stack.broker, QUEUE) == 0
+    assert stack.consumer.counter('applied') == 1
+
+
+def _bad_messages(stack):
+    """(reason, publish) for each way a message can be bad."""
+    creds = stack.credentials
+    good = boots.document('qemu-guest', boots.mac_for(9))
+
+    def canonical(doc, issued):
+        return envelope.canonical({
+            'version': 1, 'boot_id': issued.params.boot_id,
+            'collected_at': '2026-01-01T00:00:00Z', 'nonce': 'n',
+            'inventory': doc['inventory'],
+            'plugin_data': doc['plugin_data']})
+
+    def forged():
+        issued = creds.issue(mac=boots.mac_for(9))
+        other, _ = keys.new_keypair()
+        body = canonical(good, issued)
+        boots.publish_raw(issued, body, boots.signed_properties(
+            issued, body, key=keys.private_key(other)))
+
+    def unknown_user():
+        issued = creds.issue(mac=boots.mac_for(9))
+        body = canonical(good, issued)
+        props = boots.signed_properties(issued, body)
+        creds.store.delete(issued.credential.boot_id)  # store forgot it
+        boots.publish_raw(issued, body, props)
+
+    def expired():
+        issued = creds.issue(mac=boots.mac_for(9), ttl=60)
+        with creds.store.session() as session:
+            row = session.get(type(issued.credential),
+                              issued.credential.boot_id)
+            row.expires_at = row.created_at.replace(year=2020)
+        body = envelope.canonical({
+            'version': 1, 'boot_id': issued.params.boot_id,
+            'collected_at': '2026-01-01T00:00:00Z', 'nonce': 'n',
+            'inventory': good['inventory'],
+            'plugin_data': good['plugin_data']})
+        boots.publish_raw(issued, body, boots.signed_properties(issued, body))
+
+    def replayed():
+        issued = creds.issue(mac=boots.mac_for(9))
+        for nonce in ('first', 'second'):
+            body = envelope.canonical({
+                'version': 1, 'boot_id': issued.params.boot_id,
+                'collected_at': '2026-01-01T00:00:00Z', 'nonce': nonce,
+                'inventory': good['inventory'],
+                'plugin_data': good['plugin_data']})
+            boots.publish_raw(issued, body, boots.signed_properties(
+                issued, body, message_id=nonce))
+
+    def oversize():
+        issued = creds.issue(mac=boots.mac_for(9))
+        doc = dict(good, plugin_data={'blob': 'x' * (1100 * 1024)})
+        body = canonical(doc, issued)
+        boots.publish_raw(issued, body, boots.signed_properties(issued, body))
+
+    def bomb():
+        issued = creds.issue(mac=boots.mac_for(9))
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        body = packer.compress(b'{"a":"' + b'0' * (50 * 1024 * 1024)) + \
+            packer.flush()
+        boots.publish_raw(issued, body, boots.signed_properties(
+            issued, body, content_encoding='gzip'))
+
+    def malformed():
+        issued = creds.issue(mac=boots.mac_for(9))
+        body = b'{"version": 1, "boot_id": \xff'
+        boots.publish_raw(issued, body, boots.signed_properties(issued, body))
+
+    def schema_invalid():
+        issued = creds.issue(mac=boots.mac_for(9))
+        doc = dict(good, inventory=dict(good['inventory'], cpu='fast'))
+        body = canonical(doc, issued)
+        boots.publish_raw(issued, body, boots.signed_properties(issued, body))
+
+    return [('bad-signature', forged), ('unknown-credential', unknown_user),
+            ('expired', expired), ('replayed-boot', replayed),
+            ('oversize', oversize), ('oversize', bomb),
+            ('malformed', malformed), ('schema', schema_invalid)]
+
+
+def test_bad_messages_are_dead_lettered_with_their_reason(stack):
+    cases = _bad_messages(stack)
+    for _, publish in cases:
+        publish()
+    stack.consumer.start()
+    expected = sorted(reason for reason, _ in cases)
+    dead = []
+
+    def collected():
+        dead.extend(boots.get_all(stack.broker, DEAD))
+        return len(dead) >= len(expected)
+
+    wait_for(collected, 120, 'dead letters')
+    reasons = sorted(p.headers['x-hwbus-dead-reason'] for p, _ in dead)
+    assert reasons == expected
+    for props, _ in dead:
+        assert props.headers['x-hwbus-dead-detail']
+        assert props.headers['x-hwbus-original-user-id'].startswith('boot-')
+    # The one good message of the replayed pair was applied: nothing else.
+    assert len(stack.ironic.nodes()) == 1
+    for reason in set(expected):
+        assert stack.consumer.counter('dead', reason) == expected.count(
+            reason)
+    log = stack.consumer.log.read_text()
+    assert 'rejected message' in log
+    for secret in (CONSUMER_PASSWORD, stack.broker.admin_password):
+        assert secret not in log
+
+
+def test_ironic_down_then_back_applies_every_queued_boot(stack):
+    stack.ironic.stop()
+    stack.consumer.start()
+    macs = []
+    for i in range(50):
+        boots.boot(stack.credentials, 100 + i)
+        macs.append(boots.mac_for(100 + i))
+    wait_for(lambda: 'will retry' in stack.consumer.log.read_text(), 60,
+             'a retry while Ironic is down')
+    stack.ironic.start()
+    found = _wait_nodes(stack.ironic, macs, timeout=300)
+    assert len(set(found.values())) == 50
+    wait_for(lambda: boots.depth(stack.broker, QUEUE) == 0, 60, 'empty')
+    assert boots.get_all(stack.broker, DEAD) == []
+    assert len(stack.store.inventories(limit=1000)) == 50
+
+
+def test_sigkill_mid_message_is_redelivered_and_applied_once(stack):
+    stack.ironic.stop()
+    stack.consumer.start()
+    issued, sealed = boots.boot(stack.credentials, 200)
+    wait_for(lambda: 'will retry' in stack.consumer.log.read_text(), 60,
+             'the consumer holding the message')
+    stack.consumer.kill()
+    stack.ironic.start()
+    stack.consumer.start()
+    mac = boots.mac_for(200)
+    _wait_nodes(stack.ironic, [mac])
+    wait_for(lambda: stack.store.get(
+        issued.credential.boot_id).state == State.APPLIED.value, 60,
+        'applied')
+    assert len(stack.store.inventories(limit=10)) == 1
+    assert len([p for p in stack.ironic.ports() if p['address'] == mac]) == 1
+    assert boots.get_all(stack.broker, DEAD) == []
+
+
+def test_sigterm_returns_in_flight_messages(stack):
+    stack.ironic.stop()
+    stack.consumer.start()
+    boots.boot(stack.credentials, 300)
+    wait_for(lambda: 'will retry' in stack.consumer.log.read_text(), 60,
+             'in flight')
+    assert stack.consumer.stop() == 0
+    assert 'returned to the queue' in stack.consumer.log.read_text()
+    assert boots.depth(stack.broker, QUEUE) == 1
+    stack.ironic.start()
+
+
+def test_enroll_applier_is_idempotent(stack, tmp_path):
+    config = write_config(tmp_path / 'enroll.conf', stack.broker,
+                          f'sqlite:///{tmp_path}/hwbus.sqlite',
+                          stack.ironic.url, CONSUMER_PASSWORD,
+                          appliers='enroll',
+                          extra='\n[enroll]\ndriver = fake-hardware\n'
+                                'traits = CUSTOM_HWBUS\n')
+    consumer = ConsumerProcess(config, tmp_path / 'enroll.log').start()
+    try:
+        issued, _ = boots.boot(stack.credentials, 400, machine='dell-r740')
+        mac = boots.mac_for(400)
+        node_id = _wait_nodes(stack.ironic, [mac])[mac]
+        wait_for(lambda: stack.store.get(
+            issued.credential.boot_id).state == State.APPLIED.value, 60,
+            'applied')
+        node = stack.ironic.get(f'/v1/nodes/{node_id}')
+        assert node['properties']['cpus'] == 48
+        assert node['properties']['memory_mb'] == 65536
+        assert node['properties']['cpu_arch'] == 'x86_64'
+        assert 'boot_mode:uefi' in node['properties']['capabilities']
+        assert node['extra']['system_serial']
+        traits = stack.ironic.get(f'/v1/nodes/{node_id}/traits')['traits']
+        assert traits == ['CUSTOM_HWBUS']
+        before = node['updated_at']
+        # The same hardware boots again: found by MAC, nothing written.
+        issued2, _ = boots.boot(stack.credentials, 400, machine='dell-r740')
+        wait_for(lambda: stack.store.get(
+            issued2.credential.boot_id).state == State.APPLIED.value, 60,
+            'second applied')
+        assert len(stack.ironic.nodes()) == 1
+        assert stack.ironic.get(f'/v1/nodes/{node_id}')['updated_at'] == \
+            before
+    finally:
+        consumer.stop()
+
+
+def test_archive_keeps_the_signed_body(stack):
+    stack.consumer.start()
+    issued, sealed = boots.boot(stack.credentials, 500)
+    wait_for(lambda: stack.store.inventories(limit=5), 60, 'archived')
+    [archived] = stack.store.inventories(limit=5)
+    assert archived.body == sealed.body
+    opened = envelope.open(
+        archived.body,
+        {'content_type': 'application/json',
+         'content_encoding': archived.content_encoding,
+         'user_id': archived.user_id, 'message_id': archived.message_id,
+         'headers': {envelope.HEADER_BOOT: archived.boot_id,
+                     envelope.HEADER_SIGNATURE: archived.signature}},
+        lambda h: stack.store.by_username(h.user_id).public_key)
+    assert json.dumps(opened.inventory)

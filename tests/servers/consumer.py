@@ -1,0 +1,98 @@
+"""hwbus-consumer as a process, configured for the test servers."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+
+import requests
+
+from tests.servers.common import free_port, stop, wait_for
+
+BIN = pathlib.Path(sys.executable).parent
+
+
+def write_config(path: pathlib.Path, rabbit, database_url: str,
+                 ironic_url: str | None, consumer_password: str,
+                 appliers: str = 'inspection', extra: str = '') -> pathlib.Path:
+    """One hwbus.conf for every hwbus command of a test."""
+    path.write_text(textwrap.dedent(f'''\
+        [DEFAULT]
+        debug = true
+
+        [broker]
+        management_url = {rabbit.management_url}
+        admin_user = {rabbit.admin_user}
+        admin_password = {rabbit.admin_password}
+        public_urls = amqp://127.0.0.1:{rabbit.amqp_port}/%2F
+        consumer_password = {consumer_password}
+
+        [database]
+        connection = {database_url}
+
+        [consumer]
+        broker_urls = amqp://127.0.0.1:{rabbit.amqp_port}/%2F
+        appliers = {appliers}
+        workers = 4
+        max_backoff = 1
+        shutdown_timeout = 20
+        metrics_port = {free_port()}
+
+        [credentials]
+        sweep_interval = 3600
+
+        [ironic]
+        auth_type = none
+        endpoint_override = {ironic_url or 'http://127.0.0.1:9'}
+
+        [ramdisk]
+        after = none
+        ''') + extra)
+    return path
+
+
+class ConsumerProcess:
+    def __init__(self, config: pathlib.Path, log: pathlib.Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+        text = config.read_text()
+        self.metrics_port = int(text.split('metrics_port = ')[1].split()[0])
+
+    def start(self) -> ConsumerProcess:
+        self.proc = subprocess.Popen(
+            [str(BIN / 'hwbus-consumer'), '--config-file', str(self.config)],
+            stdout=subprocess.DEVNULL, stderr=self.log.open('a'),
+            env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+        wait_for(lambda: 'consuming' in self.log.read_text(), 60,
+                 'hwbus-consumer', self.log, self.proc)
+        return self
+
+    def stop(self) -> int | None:
+        """SIGTERM: a graceful stop."""
+        stop(self.proc, timeout=60)
+        code = self.proc.returncode if self.proc else None
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def metrics(self) -> str:
+        return requests.get(f'http://127.0.0.1:{self.metrics_port}/metrics',
+                            timeout=10).text
+
+    def counter(self, outcome: str, reason: str = '-') -> float:
+        needle = (f'hwbus_messages_total{{outcome="{outcome}",'
+                  f'reason="{reason}"}} ')
+        for line in self.metrics().splitlines():
+            if line.startswith(needle):
+                return float(line.split()[-1])
+        return 0.0
