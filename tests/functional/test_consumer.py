@@ -211,7 +211,7 @@ def test_ironic_down_then_back_applies_every_queued_boot(stack):
 def test_sigkill_mid_message_is_redelivered_and_applied_once(stack):
     stack.ironic.stop()
     stack.consumer.start()
-    issued, sealed = boots.boot(stack.credentials, 200)
+    issued, _sealed = boots.boot(stack.credentials, 200)
     wait_for(lambda: 'will retry' in stack.consumer.log.read_text(), 60,
              'the consumer holding the message')
     stack.consumer.kill()
@@ -277,7 +277,7 @@ def test_enroll_applier_is_idempotent(stack, tmp_path):
 
 def test_archive_keeps_the_signed_body(stack):
     stack.consumer.start()
-    issued, sealed = boots.boot(stack.credentials, 500)
+    _issued, sealed = boots.boot(stack.credentials, 500)
     wait_for(lambda: stack.store.inventories(limit=5), 60, 'archived')
     [archived] = stack.store.inventories(limit=5)
     assert archived.body == sealed.body

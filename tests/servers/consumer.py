@@ -18,7 +18,8 @@ BIN = pathlib.Path(sys.executable).parent
 
 def write_config(path: pathlib.Path, rabbit, database_url: str,
                  ironic_url: str | None, consumer_password: str,
-                 appliers: str = 'inspection', extra: str = '') -> pathlib.Path:
+                 appliers: str = 'inspection',
+                 extra: str = '') -> pathlib.Path:
     """One hwbus.conf for every hwbus command of a test."""
     path.write_text(textwrap.dedent(f'''\
         [DEFAULT]
