@@ -5,6 +5,8 @@
     hwbus-manage issue --mac M [--node N] [--ttl 30m]
                        [--format cmdline|ipxe|json]
     hwbus-manage credentials list|revoke BOOT_ID|sweep
+    hwbus-manage replay --node N | history --node N
+    hwbus-manage dead list|show ID|replay [ID|--reason R|--all]|purge [...]
 
 Configuration comes from /etc/hwbus/hwbus.conf (or --config-file).
 Secrets (the boot's password and key) are printed only by ``issue``, on
@@ -165,6 +167,97 @@ def do_credentials() -> int:
     return 0
 
 
+def _pipeline():
+    from hwbus.consumer import factory
+
+    return factory.pipeline(CONF, make_credentials())
+
+
+def _archived_properties(record: Any) -> dict[str, Any]:
+    from hwbus import envelope
+
+    return {'content_type': envelope.CONTENT_TYPE,
+            'content_encoding': record.content_encoding,
+            'user_id': record.user_id, 'message_id': record.message_id,
+            'headers': {envelope.HEADER_BOOT: record.boot_id,
+                        envelope.HEADER_SIGNATURE: record.signature}}
+
+
+def do_replay() -> int:
+    """Re-apply the last archived inventory of a node (verified again)."""
+    store = make_store()
+    records = store.inventories(node=CONF.command.node, limit=1)
+    if not records:
+        print(f'hwbus-manage: no archived inventory for node '
+              f'{CONF.command.node}', file=sys.stderr)
+        return 1
+    record = records[0]
+    outcome = _pipeline().process(record.body, _archived_properties(record))
+    print(f'{record.message_id} (boot {record.boot_id}): {outcome.kind}'
+          f'{" " + outcome.reason if outcome.reason else ""}'
+          f'{" " + outcome.detail if outcome.detail else ""}')
+    return 0 if outcome.kind == 'applied' else 1
+
+
+def do_history() -> int:
+    """What changed in a node's hardware from one boot to the next."""
+    from hwbus.consumer import history
+
+    records = list(reversed(make_store().inventories(
+        node=CONF.command.node, limit=CONF.command.limit)))
+    if not records:
+        print(f'no archived inventory for node {CONF.command.node}')
+        return 0
+    previous = None
+    for record in records:
+        document = history.document_of(record)
+        when = record.applied_at.isoformat(timespec='seconds')
+        if previous is None:
+            print(f'{when} boot {record.boot_id}: first inventory')
+        else:
+            changes = history.diff(previous, document) or ['no change']
+            print(f'{when} boot {record.boot_id}:')
+            for line in changes:
+                print(f'    {line}')
+        previous = document
+    return 0
+
+
+def do_dead() -> int:
+    from hwbus.consumer import deadletters, factory
+
+    box = deadletters.DeadLetters(factory.consumer_urls(CONF),
+                                  CONF.broker.dead_queue)
+    try:
+        action = CONF.command.action
+        if action in ('list', 'show'):
+            rows = [d.row() for d in box.list()]
+            if action == 'show':
+                rows = [r for r in rows if r['message_id'] in CONF.command.ids
+                        or r['boot_id'] in CONF.command.ids]
+                print(json.dumps(rows, indent=2))
+                return 0 if rows else 1
+            if CONF.command.format == 'json':
+                print(json.dumps(rows, indent=2))
+            else:
+                print(_table(rows, ['message_id', 'reason', 'user_id',
+                                    'dead_at', 'size', 'detail']))
+            return 0
+        match = deadletters.matcher(CONF.command.ids, CONF.command.reason,
+                                    CONF.command.all)
+        if action == 'purge':
+            gone = box.purge(match)
+            print(f'purged {len(gone)} dead letters')
+            return 0
+        results = box.replay(match, _pipeline())
+        for dead, outcome in results:
+            print(f'{dead.message_id}: {outcome.kind}'
+                  f'{" " + outcome.reason if outcome.reason else ""}')
+        return 0 if all(o.kind == 'applied' for _, o in results) else 1
+    finally:
+        box.close()
+
+
 def add_command_parsers(subparsers: Any) -> None:
     db = subparsers.add_parser('db', help='store schema')
     db.add_argument('action', choices=['upgrade', 'version'])
@@ -204,6 +297,32 @@ def add_command_parsers(subparsers: Any) -> None:
     revoke.add_argument('boot_id', nargs='+')
     actions.add_parser('sweep')
     creds.set_defaults(func=do_credentials)
+
+    replay = subparsers.add_parser(
+        'replay', help='re-apply the last archived inventory of a node')
+    replay.add_argument('--node', required=True)
+    replay.set_defaults(func=do_replay)
+
+    hist = subparsers.add_parser(
+        'history', help='hardware changes of a node between boots')
+    hist.add_argument('--node', required=True)
+    hist.add_argument('--limit', type=int, default=20)
+    hist.set_defaults(func=do_history)
+
+    dead = subparsers.add_parser('dead', help='dead letters')
+    dead_actions = dead.add_subparsers(dest='action', required=True)
+    dead_list = dead_actions.add_parser('list')
+    dead_list.add_argument('--format', choices=['table', 'json'],
+                           default='table')
+    dead_show = dead_actions.add_parser('show')
+    dead_show.add_argument('ids', nargs='+', metavar='ID')
+    for name in ('replay', 'purge'):
+        sub = dead_actions.add_parser(name)
+        sub.add_argument('ids', nargs='*', metavar='ID',
+                         help='message ids or boot ids')
+        sub.add_argument('--reason', help='only dead letters of this reason')
+        sub.add_argument('--all', action='store_true')
+    dead.set_defaults(func=do_dead)
 
 
 def main(argv: list[str] | None = None) -> int:

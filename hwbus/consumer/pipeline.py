@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hwbus import envelope, inventory
-from hwbus.consumer import metrics
+from hwbus.consumer import history, metrics
 from hwbus.consumer.appliers import Applied, Applier, Context
 from hwbus.credentials import Credentials
 from hwbus.errors import PermanentError, TransientError
@@ -201,7 +201,9 @@ class Pipeline:
     def _archive(self, opened: envelope.Opened, credential: Credential,
                  result: Applied) -> None:
         header = opened.header
-        self.store.archive(Inventory(
+        previous = (self.store.inventories(node=result.node, limit=1)
+                    if result.node else [])
+        saved = self.store.archive(Inventory(
             boot_id=credential.boot_id, message_id=header.message_id,
             node=result.node,
             mac=(opened.inventory.get('boot') or {}).get('pxe_interface')
@@ -210,6 +212,15 @@ class Pipeline:
             content_encoding=header.encoding,
             signature=envelope.keys.b64encode(header.signature),
             user_id=header.user_id))
+        if not (saved and previous):
+            return
+        changes = history.diff(history.document_of(previous[0]),
+                               opened.document)
+        if changes:
+            LOG.info('hardware of node %s changed: %s', result.node,
+                     '; '.join(changes))
+            if self.notifier is not None:
+                self.notifier.hardware_changed(result.node, changes)
 
     # -- reporting --------------------------------------------------------
     def _log(self, outcome: Outcome, properties: Mapping[str, Any]) -> None:

@@ -239,3 +239,14 @@ class Service:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+
+
+def message_properties_raw(message: Any) -> dict[str, Any]:
+    """The same as message_properties() for an amqp ``basic_get`` message."""
+    props = message.properties or {}
+    return {'content_type': props.get('content_type'),
+            'content_encoding': props.get('content_encoding'),
+            'user_id': props.get('user_id'),
+            'message_id': props.get('message_id'),
+            'timestamp': props.get('timestamp'),
+            'headers': dict(props.get('application_headers') or {})}

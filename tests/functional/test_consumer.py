@@ -39,6 +39,7 @@ def stack(broker, clean_ironic, tmp_path):
     s.consumer = consumer
     yield s
     consumer.stop()
+    s.consumer.stop()  # a test may have swapped in its own
     boots.get_all(broker, QUEUE)
     boots.get_all(broker, DEAD)
 
@@ -290,3 +291,100 @@ def test_archive_keeps_the_signed_body(stack):
                      envelope.HEADER_SIGNATURE: archived.signature}},
         lambda h: stack.store.by_username(h.user_id).public_key)
     assert json.dumps(opened.inventory)
+
+
+def _manage(config, *args):
+    import subprocess
+    import sys
+
+    from tests.servers.consumer import BIN
+    del sys
+    return subprocess.run([str(BIN / 'hwbus-manage'), '--config-file',
+                           str(config), *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_dead_letters_are_listed_replayed_and_purged(stack, tmp_path):
+    url = f'sqlite:///{tmp_path}/hwbus.sqlite'
+    strict = write_config(tmp_path / 'strict.conf', stack.broker, url,
+                          stack.ironic.url, CONSUMER_PASSWORD,
+                          appliers='enroll',
+                          extra='\n[enroll]\ncreate_nodes = false\n'
+                                'driver = fake-hardware\n')
+    lenient = write_config(tmp_path / 'lenient.conf', stack.broker, url,
+                           stack.ironic.url, CONSUMER_PASSWORD,
+                           appliers='enroll',
+                           extra='\n[enroll]\ndriver = fake-hardware\n')
+    consumer = ConsumerProcess(strict, tmp_path / 'strict.log').start()
+    try:
+        issued, sealed = boots.boot(stack.credentials, 600)
+        forged = stack.credentials.issue(mac=boots.mac_for(601))
+        body = b'{}'
+        other, _ = keys.new_keypair()
+        boots.publish_raw(forged, body, boots.signed_properties(
+            forged, body, key=keys.private_key(other)))
+        wait_for(lambda: boots.depth(stack.broker, DEAD) == 2, 60,
+                 'two dead letters')
+    finally:
+        consumer.stop()
+    listing = _manage(strict, 'dead', 'list', '--format', 'json')
+    assert listing.returncode == 0, listing.stderr
+    reasons = {r['message_id']: r['reason']
+               for r in json.loads(listing.stdout)}
+    assert reasons[sealed.message_id] == 'node-not-found'
+    assert sorted(reasons.values()) == ['bad-signature', 'node-not-found']
+    assert boots.depth(stack.broker, DEAD) == 2  # listing keeps them
+    shown = _manage(strict, 'dead', 'show', sealed.message_id)
+    assert json.loads(shown.stdout)[0]['detail']
+    # The cause is fixed (enrolment on): the replay is verified and applied.
+    replay = _manage(lenient, 'dead', 'replay', '--reason', 'node-not-found')
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert f'{sealed.message_id}: applied' in replay.stdout
+    _wait_nodes(stack.ironic, [boots.mac_for(600)])
+    assert stack.store.get(issued.credential.boot_id).state == 'applied'
+    # A forged one stays forged on replay, and can be purged.
+    again = _manage(lenient, 'dead', 'replay', '--all')
+    assert 'dead bad-signature' in again.stdout
+    purge = _manage(lenient, 'dead', 'purge', '--reason', 'bad-signature')
+    assert 'purged 1' in purge.stdout
+    assert boots.depth(stack.broker, DEAD) == 0
+
+
+def test_history_names_what_changed_and_replay_reapplies(stack, tmp_path):
+    # A known node that is not being inspected: the enroll applier.
+    config = write_config(tmp_path / 'enroll.conf', stack.broker,
+                          f'sqlite:///{tmp_path}/hwbus.sqlite',
+                          stack.ironic.url, CONSUMER_PASSWORD,
+                          appliers='enroll',
+                          extra='\n[enroll]\ndriver = fake-hardware\n')
+    stack.config = config
+    stack.consumer = ConsumerProcess(config, tmp_path / 'enroll.log').start()
+    mac = boots.mac_for(700)
+    first, _ = boots.boot(stack.credentials, 700, machine='dell-r740')
+    node = _wait_nodes(stack.ironic, [mac])[mac]
+    wait_for(lambda: len(stack.store.inventories(node=node)) == 1, 60,
+             'first archived')
+    # The same machine, a DIMM pulled and a disk swapped.
+    doc = boots.document('dell-r740', mac)
+    devices = doc['plugin_data']['dmi']['memory']['devices']
+    pulled = devices.pop(0)['locator']
+    doc['inventory']['disks'][1]['serial'] = 'NEWDISK0001'
+    issued = stack.credentials.issue(mac=mac)
+    sealed = envelope.seal(boot_id=issued.params.boot_id,
+                           user=issued.params.user,
+                           key=keys.private_key(issued.params.key),
+                           inventory=doc['inventory'],
+                           plugin_data=doc['plugin_data'])
+    from hwbus.ramdisk import publisher
+    publisher.publish(sealed, issued.params, deadline=30)
+    wait_for(lambda: len(stack.store.inventories(node=node)) == 2, 60,
+             'second archived')
+    out = _manage(stack.config, 'history', '--node', node).stdout
+    assert f'dimm {pulled} gone' in out
+    assert 'disk NEWDISK0001 added' in out
+    assert 'hardware of node' in stack.consumer.log.read_text()
+    replay = _manage(stack.config, 'replay', '--node', node)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert 'applied' in replay.stdout
+    assert len(stack.store.inventories(node=node)) == 2
+    del first

@@ -29,6 +29,12 @@ class InspectionApplier:
             response = self.connection.baremetal.post(
                 '/continue_inspection', json=body, microversion='1.84',
                 raise_exc=False)
+        if response.status_code == 404:
+            raise ironic.NodeNotFound(
+                'continue_inspection: Ironic found no node to continue (it '
+                'looks up only nodes in "inspect wait", or enrols unknown '
+                'ones when auto-discovery is on); known nodes outside '
+                'inspection need the "enroll" applier')
         if response.status_code not in (200, 202):
             raise ironic.status_error(response.status_code,
                                       'continue_inspection', response.text)

@@ -1,0 +1,142 @@
+"""The dead-letter queue, as an operator works through it.
+
+Messages are read with ``basic.get`` and returned (``requeue``) unless the
+operator replays or purges them. A replay runs the message through the
+same pipeline as a fresh one (signature and credential checked again),
+with ``user_id`` taken from the header the consumer wrote when it
+dead-lettered the message (the broker had checked it on the way in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import kombu
+
+from hwbus.consumer import service
+from hwbus.consumer.pipeline import APPLIED, Outcome, Pipeline
+
+
+@dataclasses.dataclass
+class Dead:
+    message_id: str
+    reason: str
+    detail: str
+    user_id: str
+    boot_id: str
+    dead_at: str
+    size: int
+    raw: Any = dataclasses.field(repr=False, default=None)
+
+    def row(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name)
+                for f in dataclasses.fields(self) if f.name != 'raw'}
+
+
+def _describe(message: Any) -> Dead:
+    props = message.properties or {}
+    headers = props.get('application_headers') or {}
+    at = headers.get(service.DEAD_AT)
+    return Dead(
+        message_id=str(props.get('message_id') or ''),
+        reason=str(headers.get(service.DEAD_REASON) or
+                   _death_reason(headers) or '?'),
+        detail=str(headers.get(service.DEAD_DETAIL) or ''),
+        user_id=str(headers.get(service.ORIGINAL_USER) or
+                    props.get('user_id') or ''),
+        boot_id=str(headers.get('x-hwbus-boot-id') or ''),
+        dead_at=(datetime.datetime.fromtimestamp(at, datetime.UTC)
+                 .isoformat(timespec='seconds') if isinstance(at, int)
+                 else ''),
+        size=len(message.body), raw=message)
+
+
+def _death_reason(headers: dict[str, Any]) -> str | None:
+    """The broker's own reason (x-death), e.g. delivery_limit."""
+    deaths = headers.get('x-death') or []
+    if deaths and isinstance(deaths[0], dict):
+        return str(deaths[0].get('reason'))
+    return None
+
+
+class DeadLetters:
+    def __init__(self, urls: list[str], queue: str) -> None:
+        self.connection = kombu.Connection(urls)
+        self.queue = queue
+
+    def close(self) -> None:
+        self.connection.release()
+
+    def _walk(self, decide: Callable[[Dead], str | None],
+              limit: int = 10000) -> list[tuple[Dead, str | None]]:
+        """Get every message, ask decide(): 'ack' or anything else
+        (requeue). All are settled before returning."""
+        channel = self.connection.channel()
+        seen, results = set(), []
+        held = []
+        try:
+            for _ in range(limit):
+                message = channel.basic_get(self.queue, no_ack=False)
+                if message is None:
+                    break
+                dead = _describe(message)
+                key = (dead.message_id, dead.dead_at, dead.reason)
+                if key in seen:  # came round again: we have seen all
+                    held.append((message, None))
+                    break
+                seen.add(key)
+                verdict = decide(dead)
+                results.append((dead, verdict))
+                held.append((message, verdict))
+        finally:
+            for message, verdict in held:
+                if verdict == 'ack':
+                    channel.basic_ack(message.delivery_tag)
+                else:
+                    channel.basic_reject(message.delivery_tag, requeue=True)
+            channel.close()
+        return results
+
+    def list(self) -> list[Dead]:
+        return [dead for dead, _ in self._walk(lambda dead: None)]
+
+    def purge(self, match: Callable[[Dead], bool]) -> list[Dead]:
+        return [dead for dead, verdict in self._walk(
+            lambda dead: 'ack' if match(dead) else None)
+            if verdict == 'ack']
+
+    def replay(self, match: Callable[[Dead], bool],
+               pipeline: Pipeline) -> list[tuple[Dead, Outcome]]:
+        outcomes = []
+
+        def decide(dead: Dead) -> str | None:
+            if not match(dead):
+                return None
+            message = dead.raw
+            props = dict(service.message_properties_raw(message))
+            props['user_id'] = dead.user_id
+            outcome = pipeline.process(bytes(message.body), props)
+            outcomes.append((dead, outcome))
+            return 'ack' if outcome.kind == APPLIED else None
+
+        self._walk(decide)
+        return outcomes
+
+
+def matcher(ids: Iterable[str], reason: str | None,
+            everything: bool) -> Callable[[Dead], bool]:
+    ids = set(ids)
+
+    def match(dead: Dead) -> bool:
+        if everything:
+            return True
+        if reason and dead.reason != reason:
+            return False
+        return not ids or dead.message_id in ids or dead.boot_id in ids
+
+    if not (ids or reason or everything):
+        raise ValueError('name message ids, --reason or --all')
+    return match
