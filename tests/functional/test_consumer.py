@@ -388,3 +388,82 @@ def test_history_names_what_changed_and_replay_reapplies(stack, tmp_path):
     assert 'applied' in replay.stdout
     assert len(stack.store.inventories(node=node)) == 2
     del first
+
+
+def test_two_consumers_on_one_postgresql_store_apply_each_boot_once(
+        broker, clean_ironic, postgres, tmp_path):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres.url)
+    with engine.begin() as connection:
+        for table in ('inventories', 'credentials', 'alembic_version'):
+            connection.execute(sa.text(f'DROP TABLE IF EXISTS {table}'))
+    engine.dispose()
+    store = Store(postgres.url)
+    credentials = credentials_for(broker, store)
+    boots.get_all(broker, QUEUE)
+    boots.get_all(broker, DEAD)
+    consumers = [
+        ConsumerProcess(write_config(
+            tmp_path / f'c{n}.conf', broker, postgres.url, clean_ironic.url,
+            CONSUMER_PASSWORD, appliers='enroll',
+            extra='\n[enroll]\ndriver = fake-hardware\n'),
+            tmp_path / f'c{n}.log').start()
+        for n in range(2)]
+    try:
+        for i in range(30):
+            boots.boot(credentials, 800 + i)
+        macs = [boots.mac_for(800 + i) for i in range(30)]
+        _wait_nodes(clean_ironic, macs, timeout=180)
+        wait_for(lambda: store.count([State.APPLIED]) == 30, 60,
+                 'all applied')
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+    assert len(clean_ironic.nodes()) == 30
+    assert len(store.inventories(limit=100)) == 30
+    logs = [c.log.read_text().count('applied message') for c in consumers]
+    assert sum(logs) == 30 and all(logs), logs  # both took a share
+    assert boots.get_all(broker, DEAD) == []
+
+
+def test_notifications_are_sent_on_the_message_bus(stack, tmp_path):
+    import pika
+
+    rabbit = stack.broker
+    url = (f'rabbit://{rabbit.admin_user}:{rabbit.admin_password}@'
+           f'127.0.0.1:{rabbit.amqp_port}/')
+    config = write_config(
+        tmp_path / 'notify.conf', rabbit, f'sqlite:///{tmp_path}/n.sqlite',
+        stack.ironic.url, CONSUMER_PASSWORD,
+        extra=f'\n[notifications]\ndriver = messagingv2\n'
+              f'transport_url = {url}\ntopics = hwbus_test\n')
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit.amqp_url))
+    channel = connection.channel()
+    channel.queue_declare('hwbus_test.info')
+    channel.queue_declare('hwbus_test.warn')
+    channel.queue_purge('hwbus_test.info')
+    channel.queue_purge('hwbus_test.warn')
+    store = Store(f'sqlite:///{tmp_path}/n.sqlite')
+    credentials = credentials_for(rabbit, store)
+    stack.consumer = ConsumerProcess(config, tmp_path / 'n.log').start()
+    boots.boot(credentials, 900)
+    bad = credentials.issue(mac=boots.mac_for(901))
+    boots.publish_raw(bad, b'{}', boots.signed_properties(
+        bad, b'{}', key=keys.private_key(keys.new_keypair()[0])))
+    got = {}
+
+    def check():
+        for queue in ('hwbus_test.info', 'hwbus_test.warn'):
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method:
+                message = json.loads(json.loads(body)['oslo.message'])
+                got[message['event_type']] = message['payload']
+        return len(got) == 2
+
+    wait_for(check, 60, 'notifications')
+    connection.close()
+    applied = got['baremetal.hwbus.inventory.applied']
+    assert applied['node'] and applied['boot_id']
+    rejected = got['baremetal.hwbus.inventory.rejected']
+    assert rejected['reason'] == 'bad-signature'
