@@ -19,8 +19,13 @@ def test_sample_config_is_in_sync(tmp_path, monkeypatch):
 
 
 def test_every_option_has_help():
-    from hwbus.conf import opts
+    from hwbus.conf import ironic, opts
+    # keystoneauth's own options (in [ironic]) are theirs to document.
+    foreign = {o.dest for o in ironic.list_opts()} - {
+        o.dest for o in ironic.OPTS}
     for group, options in opts.list_opts():
         assert group.help, group.name
         for opt in options:
+            if group.name == 'ironic' and opt.dest in foreign:
+                continue
             assert opt.help and len(opt.help) > 20, (group.name, opt.name)
