@@ -57,8 +57,57 @@ def locate(document: Any) -> list[tuple[tuple[str | int, ...], str]]:
     return found
 
 
+def _as_draft7(node: Any) -> Any:
+    """The schema in draft-07 terms, for fastjsonschema.
+
+    Only ``prefixItems`` needs translating: 2020-12's ``prefixItems: P``
+    plus ``items: S`` is draft-07's ``items: P`` plus
+    ``additionalItems: S`` (absent ``items`` means anything goes).
+    """
+    if isinstance(node, list):
+        return [_as_draft7(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _as_draft7(v) for k, v in node.items()
+           if k not in ('prefixItems', '$schema')}
+    if 'prefixItems' in node:
+        out['items'] = _as_draft7(node['prefixItems'])
+        if 'items' in node:
+            out['additionalItems'] = _as_draft7(node['items'])
+    return out
+
+
+@functools.cache
+def _fast() -> Any:
+    """A compiled validator when fastjsonschema is installed (the server
+    side), else None. It answers valid / invalid 30-40 times faster than
+    jsonschema; jsonschema still writes the problem report."""
+    try:
+        import fastjsonschema
+    except ImportError:
+        return None
+    draft7 = _as_draft7(schema())
+    draft7['$schema'] = 'http://json-schema.org/draft-07/schema#'
+    return fastjsonschema.compile(draft7)
+
+
+def is_valid(document: Any) -> bool:
+    fast = _fast()
+    if fast is None:
+        return not any(True for _ in _validator().iter_errors(document))
+    import fastjsonschema
+
+    try:
+        fast(document)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 def problems(document: Any) -> list[str]:
     """Where document breaks the schema, as "path: message" lines."""
+    if _fast() is not None and is_valid(document):
+        return []
     lines = sorted(f'{"/".join(str(p) for p in path) or "(root)"}: {msg}'
                    for path, msg in locate(document))
     return lines[:MAX_REPORTED_ERRORS]

@@ -63,3 +63,49 @@ def test_empty_document_is_a_fresh_copy_each_time():
     assert inventory.empty_document()['inventory']['disks'] == []
     assert copy.deepcopy(inventory.empty_document()) == \
         inventory.empty_document()
+
+
+def _machines():
+    import pathlib
+    top = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
+    # The smallest real document keeps the slow reference check quick.
+    return [json.loads((top / 'qemu-guest' / 'expected.json').read_text())]
+
+
+_FUZZ_VALUES = [None, 0, -1, 1.5, '', 'x', [], {}, [1, 'aa'], [[1, 'aa']],
+                [['x', 'aa']], [[1, 'aa', 'b']], True, 'aa:bb']
+
+
+def _paths(node, path=()):
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node[:3]):
+            yield from _paths(value, (*path, index))
+
+
+def test_fast_validator_agrees_with_jsonschema_on_every_mutation():
+    """fastjsonschema (consumer) and jsonschema (ramdisk, reports) must
+    call the same documents valid: every field of every recorded machine
+    replaced by each of a set of wrong and right values."""
+    import copy
+
+    from hwbus import inventory
+
+    assert inventory._fast() is not None
+    checked = 0
+    for document in _machines():
+        for path in list(_paths(document))[1:300]:
+            for value in _FUZZ_VALUES:
+                mutated = copy.deepcopy(document)
+                node = mutated
+                for key in path[:-1]:
+                    node = node[key]
+                node[path[-1]] = value
+                slow = not any(True for _ in
+                               inventory._validator().iter_errors(mutated))
+                assert inventory.is_valid(mutated) == slow, (path, value)
+                checked += 1
+    assert checked > 2000
