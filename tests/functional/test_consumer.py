@@ -66,7 +66,6 @@ def test_an_inventory_becomes_a_node_and_the_credential_is_gone(stack):
     issued, sealed = boots.boot(stack.credentials, 1)
     mac = boots.mac_for(1)
     node = _wait_nodes(stack.ironic, [mac])[mac]
-    record = stack.store.get(issued.credential.boot_id)
     wait_for(lambda: stack.store.get(
         issued.credential.boot_id).state == State.APPLIED.value, 30,
         'state applied')
@@ -74,12 +73,14 @@ def test_an_inventory_becomes_a_node_and_the_credential_is_gone(stack):
     assert record.message_id == sealed.message_id
     assert record.user_deleted_at is not None
     assert issued.credential.username not in stack.broker.users()
+    # The archive is written just after the state changes to applied.
+    wait_for(lambda: stack.store.inventories(node=node), 30, 'archived')
     [archived] = stack.store.inventories(node=node)
     assert archived.message_id == sealed.message_id
     stored = stack.ironic.get(f'/v1/nodes/{node}/inventory')
     assert stored['inventory']['cpu']['count'] == 2
     assert boots.depth(stack.broker, QUEUE) == 0
-    assert stack.consumer.counter('applied') == 1
+    wait_for(lambda: stack.consumer.counter('applied') == 1, 10, 'counted')
 
 
 def _bad_messages(stack):
