@@ -77,8 +77,10 @@ def main() -> None:
         consumer = ConsumerProcess(config, work / 'consumer.log')
         started = time.perf_counter()
         consumer.start()
+        ready = time.perf_counter()
         process = psutil.Process(consumer.proc.pid)
-        rss = []
+        rss = [process.memory_info().rss]
+        idle_rss = rss[0]
         deadline = time.monotonic() + 600
         while consumer.counter('applied') < args.boots:
             rss.append(process.memory_info().rss)
@@ -86,8 +88,14 @@ def main() -> None:
                 raise SystemExit('the consumer did not finish in 10 min')
             time.sleep(0.1)
         pipeline_seconds = time.perf_counter() - started
+        steady_seconds = time.perf_counter() - ready
         rss.append(process.memory_info().rss)
         applied = consumer.counter('applied')
+        steps = {}
+        for line in consumer.metrics().splitlines():
+            if line.startswith('hwbus_step_seconds_sum'):
+                name = line.split('step="')[1].split('"')[0]
+                steps[name] = float(line.split()[-1])
         consumer.stop()
 
         publish(credentials, document, args.boots, args.boots)
@@ -114,10 +122,16 @@ def main() -> None:
           f'2 cores')
     print(f'  hwbus-consumer, null applier  {pipeline_seconds:6.2f} s  '
           f'{rate:7.1f} msg/s  (applied {applied:.0f}; includes start-up)')
+    print(f'  the same from "consuming"     {steady_seconds:6.2f} s  '
+          f'{args.boots / steady_seconds:7.1f} msg/s')
     print(f'  reference: kombu ack only     {reference_seconds:6.2f} s  '
           f'{args.boots / reference_seconds:7.1f} msg/s')
+    print('  time in each step, summed over workers, per message: ' +
+          ', '.join(f'{k} {v / args.boots * 1000:.1f} ms'
+                    for k, v in sorted(steps.items())))
     print(f'  ratio: {rate / (args.boots / reference_seconds):.2f}x the '
-          f'reference; consumer RSS max {max(rss) / 2 ** 20:.0f} MiB')
+          f'reference; consumer RSS {idle_rss / 2 ** 20:.0f} MiB idle, '
+          f'{max(rss) / 2 ** 20:.0f} MiB max')
 
 
 if __name__ == '__main__':

@@ -48,6 +48,9 @@ class Management:
         self._http.auth = (user, password)
         self._http.verify = verify
         self._http.headers['content-type'] = 'application/json'
+        # No proxy look-up from the environment on every call: the
+        # management API is a direct, internal endpoint.
+        self._http.trust_env = False
 
     def close(self) -> None:
         self._http.close()

@@ -192,7 +192,7 @@ class Pipeline:
                 result.matched_by = one.matched_by or result.matched_by
                 result.changes += one.changes
         self.store.transition(credential.boot_id, State.APPLIED,
-                              [State.RECEIVED])
+                              [State.RECEIVED], user_deleted=True)
         if self.archive:
             with metrics.step('archive'):
                 self._archive(opened, credential, result)

@@ -168,8 +168,11 @@ class Service:
             last_depth = 0.0
             try:
                 while not self.stopping.is_set():
+                    # Settle finished work promptly: while messages are in
+                    # flight, wait for the network only briefly.
+                    wait = 0.005 if self.pending else 0.2
                     try:
-                        connection.drain_events(timeout=0.2)
+                        connection.drain_events(timeout=wait)
                     except TimeoutError:
                         pass
                     self._settle(connection)

@@ -190,7 +190,9 @@ class Credentials:
             current = self.store.get(credential.boot_id)
             if current is None or current.message_id != message_id:
                 return False
-        self.delete_user(credential)
+        # The deletion is recorded with the next state change (applied),
+        # or by the sweeper, which re-deletes users of received boots.
+        self.management.delete_user(credential.username)
         return True
 
     def delete_user(self, credential: Credential) -> None:
