@@ -77,7 +77,10 @@ def test_an_inventory_becomes_a_node_and_the_credential_is_gone(stack):
     wait_for(lambda: stack.store.inventories(node=node), 30, 'archived')
     [archived] = stack.store.inventories(node=node)
     assert archived.message_id == sealed.message_id
-    stored = stack.ironic.get(f'/v1/nodes/{node}/inventory')
+    # Ironic stores the inventory once its inspection hooks have run.
+    stored = {}
+    wait_for(lambda: stored.update(stack.ironic.get(
+        f'/v1/nodes/{node}/inventory')) or stored, 60, 'stored inventory')
     assert stored['inventory']['cpu']['count'] == 2
     assert boots.depth(stack.broker, QUEUE) == 0
     wait_for(lambda: stack.consumer.counter('applied') == 1, 10, 'counted')
