@@ -1,0 +1,97 @@
+"""Consumer pieces without servers: history, enroll's rules, LLDP, URLs."""
+
+import copy
+import json
+import pathlib
+import types
+
+import pytest
+
+from hwbus.consumer import factory, history
+from hwbus.consumer.appliers import Context, enroll
+
+MACHINES = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
+
+
+def _doc(name='dell-r740'):
+    return json.loads((MACHINES / name / 'expected.json').read_text())
+
+
+def test_history_names_each_kind_of_change():
+    old = _doc()
+    new = copy.deepcopy(old)
+    gone = new['plugin_data']['dmi']['memory']['devices'].pop(0)
+    new['inventory']['memory']['physical_mb'] -= gone['size_mb']
+    new['inventory']['disks'][0]['serial'] = 'REPLACED01'
+    new['inventory']['interfaces'].append(
+        dict(new['inventory']['interfaces'][0],
+             mac_address='aa:bb:cc:dd:ee:0f', name='eth9'))
+    lines = history.diff(old, new)
+    assert f'dimm {gone["locator"]} gone ({gone["size_mb"]} MB ' \
+        f'{gone["part_number"]} {gone["serial_number"]})' in lines
+    assert any(line.startswith('memory_mb: 65536 -> 49152') for line in lines)
+    assert any(line.startswith('disk REPLACED01 added') for line in lines)
+    assert any(line.startswith('nic aa:bb:cc:dd:ee:0f added')
+               for line in lines)
+    assert history.diff(old, copy.deepcopy(old)) == []
+
+
+def _context(doc, **credential):
+    cred = types.SimpleNamespace(node=None, mac=None, **credential)
+    return Context(boot_id='b1', message_id='m1', credential=cred,
+                   inventory=doc['inventory'], plugin_data=doc['plugin_data'])
+
+
+def test_properties_are_what_ironic_inspection_would_set():
+    props = enroll.properties_for(_context(_doc()))
+    root = _doc()['plugin_data']['root_disk']['size']
+    assert props == {'cpus': 48, 'cpu_arch': 'x86_64', 'memory_mb': 65536,
+                     'local_gb': root // 1024 ** 3 - 1}
+
+
+@pytest.mark.parametrize('serial, expected', [
+    ('To Be Filled By O.E.M.', None), ('Default string', None), ('', None),
+    ('  CZ1234ABCD ', 'CZ1234ABCD')])
+def test_placeholder_serials_are_ignored(serial, expected):
+    doc = _doc()
+    doc['inventory']['system_vendor']['serial_number'] = serial
+    assert enroll.serial_of(doc['inventory']) == expected
+
+
+def test_local_link_connection_from_raw_lldp():
+    chassis = (bytes([4]) + bytes.fromhex('001122334455')).hex()
+    port = (bytes([5]) + b'Ethernet1/7').hex()
+    name = b'leaf-01'.hex()
+    interface = {'name': 'eno1', 'lldp': [[1, chassis], [2, port],
+                                          [5, name], [9, 'zz']]}
+    assert enroll.lldp_link(interface, {}) == {
+        'switch_id': '00:11:22:33:44:55', 'port_id': 'Ethernet1/7',
+        'switch_info': 'leaf-01'}
+    assert enroll.lldp_link({'name': 'eno2', 'lldp': [[1, chassis]]},
+                            {}) == {}
+    # From plugin_data when the interface has none.
+    assert enroll.lldp_link({'name': 'eno1'}, {'lldp_raw': {
+        'eno1': interface['lldp']}})['port_id'] == 'Ethernet1/7'
+
+
+def test_node_names_follow_the_template_or_are_left_out():
+    conf = types.SimpleNamespace(enroll=types.SimpleNamespace(
+        name_template='{vendor}-{serial}'))
+    applier = enroll.EnrollApplier(conf, types.SimpleNamespace(
+        baremetal=None))
+    doc = _doc()
+    name = applier._name(_context(doc))
+    assert name and ' ' not in name
+    conf.enroll.name_template = '{nonsense}'
+    assert applier._name(_context(doc)) is None
+
+
+def test_consumer_urls_carry_quoted_credentials():
+    conf = types.SimpleNamespace(
+        broker=types.SimpleNamespace(consumer_user='hwbus-consumer',
+                                     consumer_password='p@ss/word'),
+        consumer=types.SimpleNamespace(broker_urls=[
+            'amqp://a:5672/%2F', 'amqps://b:5671/%2F']))
+    assert factory.consumer_urls(conf) == [
+        'amqp://hwbus-consumer:p%40ss%2Fword@a:5672/%2F',
+        'amqps://hwbus-consumer:p%40ss%2Fword@b:5671/%2F']
