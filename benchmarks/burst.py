@@ -42,7 +42,7 @@ def sampler(ironic: IronicServer, target: int, stop: threading.Event,
     while not stop.is_set():
         try:
             count = len(requests.get(
-                f'{ironic.url}/v1/nodes?fields=uuid&limit=0',
+                f'{ironic.url}/v1/nodes?fields=uuid',
                 headers={'X-OpenStack-Ironic-API-Version': API_VERSION},
                 timeout=30).json()['nodes'])
         except (requests.RequestException, ValueError, KeyError):
