@@ -471,3 +471,58 @@ def test_notifications_are_sent_on_the_message_bus(stack, tmp_path):
     assert applied['node'] and applied['boot_id']
     rejected = got['baremetal.hwbus.inventory.rejected']
     assert rejected['reason'] == 'bad-signature'
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_not_lost(
+        stack, tmp_path):
+    """retry_window 0: each failure returns the message to the queue at
+    once, so the quorum queue's delivery limit is reached quickly."""
+    stack.ironic.stop()
+    config = write_config(tmp_path / 'impatient.conf', stack.broker,
+                          f'sqlite:///{tmp_path}/hwbus.sqlite',
+                          stack.ironic.url, CONSUMER_PASSWORD,
+                          extra='\n[consumer]\nretry_window = 0\n')
+    stack.consumer = ConsumerProcess(config, tmp_path / 'i.log').start()
+    try:
+        _, sealed = boots.boot(stack.credentials, 1000)
+        dead = []
+        wait_for(lambda: dead.extend(boots.get_all(stack.broker, DEAD))
+                 or dead, 120, 'the dead letter')
+        [(props, body)] = dead
+        assert props.message_id == sealed.message_id
+        assert body == sealed.body
+        assert props.headers['x-death'][0]['reason'] == 'delivery_limit'
+        assert boots.depth(stack.broker, QUEUE) == 0
+    finally:
+        stack.ironic.start()
+
+
+def test_the_consumer_reconnects_after_a_broker_restart(
+        clean_ironic, tmp_path):
+    from hwbus.broker import topology
+    from tests.functional.conftest import management_for
+    from tests.servers.rabbitmq import RabbitMQServer
+
+    server = RabbitMQServer(tmp_path / 'rabbitmq').start()
+    consumer = None
+    try:
+        topology.setup(management_for(server), topology.Topology(),
+                       CONSUMER_PASSWORD)
+        url = f'sqlite:///{tmp_path}/hwbus.sqlite'
+        store = Store(url)
+        credentials = credentials_for(server, store)
+        config = write_config(tmp_path / 'hwbus.conf', server, url,
+                              clean_ironic.url, CONSUMER_PASSWORD)
+        consumer = ConsumerProcess(config, tmp_path / 'c.log').start()
+        boots.boot(credentials, 1100)
+        _wait_nodes(clean_ironic, [boots.mac_for(1100)])
+        server.restart(down_for=3)
+        wait_for(lambda: 'broker connection lost' in consumer.log.read_text(),
+                 30, 'the consumer noticing')
+        boots.boot(credentials, 1101)
+        _wait_nodes(clean_ironic, [boots.mac_for(1101)], timeout=120)
+        assert consumer.proc.poll() is None
+    finally:
+        if consumer is not None:
+            consumer.stop()
+        server.stop()
