@@ -7,6 +7,7 @@ values down, so the library stays testable without global state.
 from oslo_config import cfg
 
 from hwbus.conf import (
+    bootserver,
     broker,
     consumer,
     credentials,
@@ -19,6 +20,6 @@ from hwbus.conf import (
 
 CONF = cfg.CONF
 
-for _module in (broker, consumer, credentials, database, enroll, ironic,
-                notifications, ramdisk):
+for _module in (bootserver, broker, consumer, credentials, database,
+                enroll, ironic, notifications, ramdisk):
     _module.register_opts(CONF)

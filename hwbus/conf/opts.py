@@ -5,6 +5,7 @@ from __future__ import annotations
 from oslo_config import cfg
 
 from hwbus.conf import (
+    bootserver,
     broker,
     consumer,
     credentials,
@@ -15,8 +16,8 @@ from hwbus.conf import (
     ramdisk,
 )
 
-_GROUPS = (broker, consumer, credentials, database, enroll, notifications,
-           ramdisk)
+_GROUPS = (bootserver, broker, consumer, credentials, database, enroll,
+           notifications, ramdisk)
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:

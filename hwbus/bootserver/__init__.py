@@ -1,0 +1,1 @@
+"""The HTTP endpoint iPXE chain-loads for machines nobody registered."""
