@@ -70,12 +70,20 @@ class Guest:
         return argv
 
     def pxe(self, bootfile: str) -> Guest:
-        argv = [*self._argv(), '-boot', 'n', '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[0]},' f'bootfile={bootfile}', '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[1]}']
+        argv = [*self._argv(), '-boot', 'n',
+                '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[0]},'
+                        f'bootfile={bootfile}',
+                '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[1]}']
         return self._start(argv)
 
     def direct(self, kernel: pathlib.Path, initrd: pathlib.Path,
                append: str) -> Guest:
-        argv = [*self._argv(), '-kernel', str(kernel), '-initrd', str(initrd), '-append', f'console=ttyS0 {append} ' f'BOOTIF=01-{GUEST_MACS[0].replace(":", "-")}', '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[0]}', '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[1]}']
+        bootif = GUEST_MACS[0].replace(':', '-')
+        argv = [*self._argv(), '-kernel', str(kernel),
+                '-initrd', str(initrd),
+                '-append', f'console=ttyS0 {append} BOOTIF=01-{bootif}',
+                '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[0]}',
+                '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[1]}']
         return self._start(argv)
 
     def _start(self, argv: list[str]) -> Guest:
