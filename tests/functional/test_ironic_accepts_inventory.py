@@ -34,6 +34,14 @@ def _enrolled(ironic, macs):
     return node if node['properties'].get('cpu_arch') else None
 
 
+def _stored(ironic, node_uuid):
+    """The inventory Ironic stored; it appears once the hooks are done."""
+    found = {}
+    wait_for(lambda: found.update(ironic.get(
+        f'/v1/nodes/{node_uuid}/inventory')) or found, 60, 'inventory')
+    return found
+
+
 def _expected_ports(inventory):
     """Ironic's default ([inspector] add_ports = pxe): a port for the boot
     NIC when the inventory names one, else for every interface."""
@@ -68,7 +76,7 @@ def test_this_machine_is_enrolled_with_its_ports_arch_and_inventory(
     ports = {p['address'] for p in ironic.ports()
              if p['node_uuid'] == node_uuid}
     assert ports == _expected_ports(inventory)
-    stored = ironic.get(f'/v1/nodes/{node_uuid}/inventory')
+    stored = _stored(ironic, node_uuid)
     assert stored['inventory'] == inventory
     assert stored['plugin_data']['pci_devices'] == \
         document['plugin_data']['pci_devices']
@@ -81,16 +89,21 @@ def test_recorded_machines_are_enrolled_too(clean_ironic, machine):
     document = _collect('--root', str(MACHINES / machine))
     node_uuid, node = _post_and_wait(ironic, document)
     inventory = document['inventory']
+    root_disk = document['plugin_data']['root_disk']
+    if root_disk:
+        # The hooks save the node more than once; wait for the last.
+        wait_for(lambda: 'local_gb' in ironic.get(
+            f'/v1/nodes/{node_uuid}')['properties'], 60, 'local_gb')
+        node = ironic.get(f'/v1/nodes/{node_uuid}')
     props = node['properties']
     assert props['cpu_arch'] == inventory['cpu']['architecture']
     assert props['memory_mb'] == inventory['memory']['physical_mb']
     ports = {p['address'] for p in ironic.ports()
              if p['node_uuid'] == node_uuid}
     assert ports == _expected_ports(inventory)
-    root_disk = document['plugin_data']['root_disk']
     if root_disk:
         # Ironic keeps 1 GiB for partitioning ([inspector]
         # disk_partitioning_spacing, on by default).
         assert props['local_gb'] == root_disk['size'] // 2**30 - 1
-    stored = ironic.get(f'/v1/nodes/{node_uuid}/inventory')
+    stored = _stored(ironic, node_uuid)
     assert stored['inventory'] == inventory
