@@ -8,8 +8,10 @@ GROUP = cfg.OptGroup('bootserver', title='Boot server',
 
 OPTS = [
     cfg.HostAddressOpt('host', default='127.0.0.1',
-                       help='Address to listen on.'),
-    cfg.PortOpt('port', default=8086, help='Port to listen on.'),
+                       help='Address the boot server listens on; the '
+                            'provisioning network must reach it.'),
+    cfg.PortOpt('port', default=8086,
+                help='Port the boot server listens on.'),
     cfg.StrOpt('image_dir', default='/var/lib/hwbus/images',
                help='Directory holding vmlinuz and initramfs.zst, served '
                     'under /images/ when kernel_url is not set.'),
