@@ -108,6 +108,10 @@ def do_issue() -> int:
     credentials = make_credentials()
     ttl = parse_duration(CONF.command.ttl) if CONF.command.ttl \
         else CONF.credentials.ttl
+    if CONF.command.write_node and not CONF.command.node:
+        print('hwbus-manage issue: --write-node needs --node',
+              file=sys.stderr)
+        return 2
     if not (CONF.command.mac or CONF.command.node):
         print('hwbus-manage issue: give --mac, --node or both',
               file=sys.stderr)
@@ -117,6 +121,11 @@ def do_issue() -> int:
         after=CONF.command.after or CONF.ramdisk.after,
         lldp=CONF.ramdisk.lldp_timeout)
     record = issued.credential.to_dict()
+    if CONF.command.write_node:
+        _write_node(CONF.command.node, issued.cmdline)
+        print(f'wrote the hwbus parameters of boot {record["boot_id"]} to '
+              f'node {CONF.command.node} driver_info/kernel_append_params')
+        return 0
     fmt = CONF.command.format
     if fmt == 'cmdline':
         print(issued.cmdline)
@@ -129,6 +138,26 @@ def do_issue() -> int:
         print(json.dumps({**record, 'kernel_params': issued.cmdline},
                          indent=2))
     return 0
+
+
+def _write_node(node_ident: str, cmdline: str) -> None:
+    """Put the boot's parameters where Ironic's own boot will pass them.
+
+    Existing kernel_append_params are kept, older hwbus.* words replaced.
+    They hold this boot's password and key until the credential is used
+    or expires, readable to whoever may read the node's driver_info.
+    """
+    from hwbus.consumer import ironic
+
+    connection = ironic.connect(CONF)
+    with ironic.calling('node update'):
+        node = connection.baremetal.find_node(node_ident,
+                                              ignore_missing=False)
+        current = (node.driver_info or {}).get('kernel_append_params') or ''
+        kept = [w for w in current.split() if not w.startswith('hwbus.')]
+        connection.baremetal.patch_node(node, [{
+            'op': 'add', 'path': '/driver_info/kernel_append_params',
+            'value': ' '.join([*kept, cmdline])}])
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -282,6 +311,11 @@ def add_command_parsers(subparsers: Any) -> None:
                        help='after-action (default: [ramdisk] after)')
     issue.add_argument('--format', choices=['cmdline', 'ipxe', 'json'],
                        default='cmdline')
+    issue.add_argument('--write-node', action='store_true',
+                       help='write the parameters into the node\'s '
+                            'driver_info/kernel_append_params instead of '
+                            'printing them, so that Ironic\'s own '
+                            'inspection boots the hwbus ramdisk')
     issue.set_defaults(func=do_issue)
 
     creds = subparsers.add_parser('credentials', help='per-boot credentials')

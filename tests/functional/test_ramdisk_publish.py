@@ -214,3 +214,31 @@ def test_nothing_secret_in_any_log_or_exception_text(config, broker,
     for text in texts:
         for secret in secrets:
             assert secret not in text
+
+
+def test_issue_for_a_known_node_writes_its_kernel_parameters(
+        config, clean_ironic):
+    from hwbus.store import Store
+
+    text = config.read_text() + textwrap.dedent(f'''
+        [ironic]
+        auth_type = none
+        endpoint_override = {clean_ironic.url}
+        ''')
+    config.write_text(text)
+    node = clean_ironic.post('/v1/nodes', {
+        'driver': 'fake-hardware', 'name': 'known-1',
+        'driver_info': {'kernel_append_params': 'nofb hwbus.boot=old'}})
+    assert node.status_code == 201, node.text
+    out = manage(config, 'issue', '--node', 'known-1', '--write-node')
+    assert 'driver_info/kernel_append_params' in out.stdout
+    params = clean_ironic.get('/v1/nodes/known-1')['driver_info'][
+        'kernel_append_params']
+    assert params.startswith('nofb hwbus.url=amqp://boot-')
+    assert 'hwbus.boot=old' not in params
+    parsed = bootparams.parse(params)
+    store = Store(f'sqlite:///{config.parent}/hwbus.sqlite')
+    record = store.get(parsed.boot_id)
+    assert record.node == 'known-1' and record.username == parsed.user
+    # Nothing secret on standard output.
+    assert parsed.key not in out.stdout + out.stderr
