@@ -161,7 +161,15 @@ def _bad_messages(stack):
         body = canonical(doc, issued)
         boots.publish_raw(issued, body, boots.signed_properties(issued, body))
 
+    def other_machine():
+        # A command line stolen from the machine it was issued for, used
+        # by a different machine that sends its own inventory.
+        issued = creds.issue(mac='52:54:10:ff:ff:01')
+        body = canonical(good, issued)
+        boots.publish_raw(issued, body, boots.signed_properties(issued, body))
+
     return [('bad-signature', forged), ('unknown-credential', unknown_user),
+            ('mac-mismatch', other_machine),
             ('expired', expired), ('replayed-boot', replayed),
             ('oversize', oversize), ('oversize', bomb),
             ('malformed', malformed), ('schema', schema_invalid)]
