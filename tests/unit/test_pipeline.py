@@ -1,0 +1,157 @@
+"""The pipeline's order and outcomes, with fakes for store, broker, Ironic.
+
+The real servers are in tests/functional/test_consumer.py; here every
+branch runs in milliseconds.
+"""
+
+import datetime
+import json
+import pathlib
+import types
+
+import pytest
+
+from hwbus import envelope, keys
+from hwbus.consumer.appliers import Applied
+from hwbus.consumer.ironic import IronicUnavailable, NodeNotFound
+from hwbus.consumer.pipeline import APPLIED, DEAD, RETRY, Pipeline
+from hwbus.credentials import UnknownCredential
+from hwbus.store.api import utcnow
+
+DOC = json.loads((pathlib.Path(__file__).parents[1] / 'fixtures' /
+                  'machines' / 'qemu-guest' / 'expected.json').read_text())
+USER = 'boot-0123456789abcdef0123'
+
+
+class World:
+    """Credentials, store and appliers that record what happened, in order."""
+
+    def __init__(self, applier_error=None, mac='52:54:00:12:34:56',
+                 state='issued', expires_in=3600):
+        seed, public = keys.new_keypair()
+        self.key = keys.private_key(seed)
+        self.events = []
+        self.credential = types.SimpleNamespace(
+            boot_id='boot1', username=USER, public_key=public, mac=mac,
+            node=None, state=state, message_id=None,
+            expires_at=utcnow() + datetime.timedelta(seconds=expires_in))
+        self.applier_error = applier_error
+        world = self
+
+        class Store:
+            def transition(self, boot_id, to, allowed, **kw):
+                world.events.append(f'state {to.value}')
+                return True
+
+            def archive(self, record):
+                world.events.append('archive')
+                return True
+
+            def inventories(self, **kw):
+                return []
+
+        class Credentials:
+            store = Store()
+
+            def lookup(self, user):
+                if user != USER:
+                    raise UnknownCredential(f'no credential for {user}')
+                return world.credential
+
+            def receive(self, credential, message_id):
+                world.events.append('revoke')
+                if credential.message_id not in (None, message_id):
+                    return False
+                credential.message_id = message_id
+                return True
+
+        class Applier:
+            name = 'fake'
+
+            def apply(self, context):
+                world.events.append('apply')
+                if world.applier_error:
+                    raise world.applier_error
+                return Applied(node='node-1')
+
+        self.pipeline = Pipeline(Credentials(), [Applier()])
+
+    def seal(self, **kwargs):
+        args = dict(boot_id='boot1', user=USER, key=self.key,
+                    inventory=DOC['inventory'],
+                    plugin_data=DOC['plugin_data'])
+        args.update(kwargs)
+        return envelope.seal(**args)
+
+    def process(self, sealed):
+        return self.pipeline.process(sealed.body, sealed.properties)
+
+
+def test_verify_then_revoke_then_apply_then_applied_then_archive():
+    world = World()
+    outcome = world.process(world.seal())
+    assert outcome.kind == APPLIED and outcome.node == 'node-1'
+    assert world.events == ['revoke', 'apply', 'state applied', 'archive']
+
+
+def test_a_redelivery_is_applied_again_idempotently():
+    world = World()
+    sealed = world.seal()
+    assert world.process(sealed).kind == APPLIED
+    assert world.process(sealed).kind == APPLIED
+
+
+def test_a_second_message_for_the_boot_is_refused_before_applying():
+    world = World()
+    world.process(world.seal())
+    world.events.clear()
+    outcome = world.process(world.seal())
+    assert (outcome.kind, outcome.reason) == (DEAD, 'replayed-boot')
+    assert 'apply' not in world.events
+
+
+@pytest.mark.parametrize('error, kind, reason', [
+    (IronicUnavailable('503'), RETRY, 'ironic-unavailable'),
+    (NodeNotFound('404'), DEAD, 'node-not-found'),
+    (RuntimeError('bug'), RETRY, 'internal-error'),
+])
+def test_applier_failures_fall_in_their_family(error, kind, reason):
+    world = World(applier_error=error)
+    outcome = world.process(world.seal())
+    assert (outcome.kind, outcome.reason) == (kind, reason)
+    assert 'state applied' not in world.events
+
+
+def test_nothing_is_revoked_or_applied_for_a_bad_signature():
+    world = World()
+    other = World()
+    outcome = world.process(other.seal())
+    assert (outcome.kind, outcome.reason) == (DEAD, 'bad-signature')
+    assert world.events == []
+
+
+def test_mac_binding_and_error_reports_and_schema():
+    world = World(mac='52:54:00:99:99:99')
+    assert world.process(world.seal()).reason == 'mac-mismatch'
+    world = World()
+    report = world.seal(inventory={}, plugin_data={'errors': []},
+                        error={'stage': 'collect', 'message': 'boom'})
+    outcome = world.process(report)
+    assert outcome.reason == 'ramdisk-error' and 'boom' in outcome.detail
+    world = World()
+    broken = world.seal(inventory=dict(DOC['inventory'], cpu='fast'))
+    assert world.process(broken).reason == 'schema'
+    assert 'apply' not in world.events
+
+
+def test_revoked_and_expired_credentials():
+    world = World(state='revoked')
+    assert world.process(world.seal()).reason == 'revoked'
+    # Signed after the expiry: refused.
+    world = World(expires_in=-60)
+    assert world.process(world.seal()).reason == 'expired'
+    # Signed before the expiry, consumed after it (an outage): accepted.
+    world = World(expires_in=-60)
+    sealed = world.seal(now=(utcnow() - datetime.timedelta(seconds=120))
+                        .replace(tzinfo=datetime.UTC).timestamp())
+    assert world.process(sealed).kind == APPLIED
