@@ -29,7 +29,8 @@ RABBITMQ_BIN = pathlib.Path('/usr/lib/rabbitmq/bin')
 class RabbitMQServer:
     """Start with start(), stop with stop(); the URLs are attributes."""
 
-    def __init__(self, workdir: pathlib.Path, name: str | None = None) -> None:
+    def __init__(self, workdir: pathlib.Path, name: str | None = None,
+                 tls_ca=None) -> None:
         self.name = name or f'hwbus-{secrets.token_hex(4)}'
         self._user = None
         if os.geteuid() == 0:
@@ -48,6 +49,9 @@ class RabbitMQServer:
         self.amqp_url = (f'amqp://{self.admin_user}:{self.admin_password}'
                          f'@127.0.0.1:{self.amqp_port}/%2F')
         self.management_url = f'http://127.0.0.1:{self.management_port}'
+        # With a CA (tests.servers.tls.CA), an AMQPS listener too.
+        self.tls_ca = tls_ca
+        self.amqps_port = free_port() if tls_ca is not None else None
         self.log = self.workdir / 'log' / f'{self.node}.log'
         self.proc: subprocess.Popen | None = None
 
@@ -94,6 +98,18 @@ class RabbitMQServer:
             log.file.level = info
             log.console = false
             '''))
+        if self.tls_ca is not None:
+            cacert = self.tls_ca.write(self.workdir / 'ca.pem')
+            cert, key = self.tls_ca.issue(self.workdir)
+            with open(self.workdir / 'rabbitmq.conf', 'a') as f:
+                f.write(textwrap.dedent(f'''\
+                    listeners.ssl.default = 127.0.0.1:{self.amqps_port}
+                    ssl_options.cacertfile = {cacert}
+                    ssl_options.certfile = {cert}
+                    ssl_options.keyfile = {key}
+                    ssl_options.verify = verify_none
+                    ssl_options.fail_if_no_peer_cert = false
+                    '''))
         cookie = self.workdir / '.erlang.cookie'
         if not cookie.exists():
             cookie.write_text(secrets.token_hex(16))
