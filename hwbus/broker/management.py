@@ -55,10 +55,9 @@ class Management:
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, body: Any = None,
-                ok_missing: bool = False,
-                on_missing: Any = None) -> Any:
-        """Call the API; None for a 404 when ok_missing."""
+    def send(self, method: str, path: str,
+             body: Any = None) -> requests.Response:
+        """One call; errors raised by family, except 404 (returned)."""
         what = f'{method} {path}'
         try:
             response = self._http.request(method, self.url + path,
@@ -67,18 +66,27 @@ class Management:
             raise ManagementUnavailable(
                 f'RabbitMQ management API at {self.url}: {what} failed: '
                 f'{type(exc).__name__}') from None
-        if response.status_code == 404 and ok_missing:
-            if on_missing is not None:
-                on_missing(path)
-            return None
         if response.status_code >= 500:
             raise ManagementUnavailable(
                 f'RabbitMQ management API: {what} answered '
                 f'{response.status_code}')
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code != 404:
             raise ManagementError(
                 f'RabbitMQ management API: {what} answered '
                 f'{response.status_code}: {_reason(response)}')
+        return response
+
+    def request(self, method: str, path: str, body: Any = None,
+                ok_missing: bool = False) -> Any:
+        """Call the API; its JSON answer, or None for a 404 when
+        ok_missing (a 404 otherwise raises ManagementError)."""
+        response = self.send(method, path, body)
+        if response.status_code == 404:
+            if ok_missing:
+                return None
+            raise ManagementError(
+                f'RabbitMQ management API: {method} {path} answered 404: '
+                f'{_reason(response)}')
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -93,10 +101,8 @@ class Management:
 
         :returns: False when the user did not exist (already revoked).
         """
-        missing = []
-        self.request('DELETE', f'/api/users/{_q(name)}',
-                     ok_missing=True, on_missing=missing.append)
-        return not missing
+        response = self.send('DELETE', f'/api/users/{_q(name)}')
+        return response.status_code != 404
 
     def user_exists(self, name: str) -> bool:
         return self.request('GET', f'/api/users/{_q(name)}',

@@ -20,6 +20,9 @@ from hwbus.conf import (
 
 CONF = cfg.CONF
 
-for _module in (bootserver, broker, consumer, credentials, database,
-                enroll, ironic, notifications, ramdisk):
+# Every option group module; opts.py lists the same for the generator.
+MODULES = (bootserver, broker, consumer, credentials, database, enroll,
+           ironic, notifications, ramdisk)
+
+for _module in MODULES:
     _module.register_opts(CONF)

@@ -73,21 +73,16 @@ class DeadLetters:
     def _walk(self, decide: Callable[[Dead], str | None],
               limit: int = 10000) -> list[tuple[Dead, str | None]]:
         """Get every message, ask decide(): 'ack' or anything else
-        (requeue). All are settled before returning."""
+        (requeue). Messages stay unacknowledged until all are settled at
+        the end, so none comes round twice."""
         channel = self.connection.channel()
-        seen, results = set(), []
-        held = []
+        results, held = [], []
         try:
             for _ in range(limit):
                 message = channel.basic_get(self.queue, no_ack=False)
                 if message is None:
                     break
                 dead = _describe(message)
-                key = (dead.message_id, dead.dead_at, dead.reason)
-                if key in seen:  # came round again: we have seen all
-                    held.append((message, None))
-                    break
-                seen.add(key)
                 verdict = decide(dead)
                 results.append((dead, verdict))
                 held.append((message, verdict))
@@ -116,7 +111,7 @@ class DeadLetters:
             if not match(dead):
                 return None
             message = dead.raw
-            props = dict(service.message_properties_raw(message))
+            props = dict(service.message_properties(message))
             props['user_id'] = dead.user_id
             outcome = pipeline.process(bytes(message.body), props)
             outcomes.append((dead, outcome))

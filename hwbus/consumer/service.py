@@ -22,7 +22,6 @@ import time
 from typing import Any
 
 import kombu
-from kombu import exceptions as kombu_exc
 
 from hwbus.consumer import metrics
 from hwbus.consumer.pipeline import APPLIED, DEAD, Outcome, Pipeline
@@ -38,14 +37,18 @@ ORIGINAL_KEY = 'x-hwbus-original-routing-key'
 
 
 def message_properties(message: Any) -> dict[str, Any]:
-    """The AMQP properties the envelope checks, from a kombu message."""
+    """The AMQP properties the envelope checks.
+
+    Works for kombu messages and for py-amqp ``basic_get`` ones alike:
+    both keep the wire properties in ``message.properties``.
+    """
     props = message.properties or {}
-    return {'content_type': message.content_type,
-            'content_encoding': message.content_encoding,
+    return {'content_type': props.get('content_type'),
+            'content_encoding': props.get('content_encoding'),
             'user_id': props.get('user_id'),
             'message_id': props.get('message_id'),
             'timestamp': props.get('timestamp'),
-            'headers': dict(message.headers or {})}
+            'headers': dict(props.get('application_headers') or {})}
 
 
 @dataclasses.dataclass
@@ -226,8 +229,7 @@ class Service:
             try:
                 self._consume()
                 delay = 1.0
-            except (kombu_exc.OperationalError, kombu_exc.ConnectionError,
-                    OSError, Exception) as exc:
+            except Exception as exc:  # lost broker or a bug: start over
                 if self.stopping.is_set():
                     break
                 LOG.warning('broker connection lost (%s: %s); reconnecting '
@@ -243,13 +245,3 @@ class Service:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
 
-
-def message_properties_raw(message: Any) -> dict[str, Any]:
-    """The same as message_properties() for an amqp ``basic_get`` message."""
-    props = message.properties or {}
-    return {'content_type': props.get('content_type'),
-            'content_encoding': props.get('content_encoding'),
-            'user_id': props.get('user_id'),
-            'message_id': props.get('message_id'),
-            'timestamp': props.get('timestamp'),
-            'headers': dict(props.get('application_headers') or {})}

@@ -40,32 +40,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-class ArchiveMixin:
-    """Applied inventories: save once per message, read per node."""
-
-    def archive(self, record: Inventory) -> bool:
-        """Save; False when this message was archived before (redelivery)."""
-        try:
-            with self.session() as session:
-                session.add(record)
-            return True
-        except sa_exc.IntegrityError:
-            return False
-
-    def inventories(self, node: str | None = None, mac: str | None = None,
-                    limit: int = 50) -> list[Inventory]:
-        """Newest first."""
-        query = sa.select(Inventory).order_by(Inventory.applied_at.desc(),
-                                              Inventory.id.desc())
-        if node:
-            query = query.where(Inventory.node == node)
-        if mac:
-            query = query.where(Inventory.mac == mac)
-        with self.session() as session:
-            return list(session.scalars(query.limit(limit)))
-
-
-class Store(ArchiveMixin):
+class Store:
     """A handle on the database; cheap to share across threads."""
 
     def __init__(self, url: str, auto_upgrade: bool = True) -> None:
@@ -142,6 +117,12 @@ class Store(ArchiveMixin):
         with self._lock, self._guard(), self._sessions.begin() as session:
             yield session
 
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sa.Connection]:
+        """A Core connection in a transaction, for the hot-path UPDATEs."""
+        with self._lock, self._guard(), self.engine.begin() as connection:
+            yield connection
+
     # -- credentials ----------------------------------------------------
     def add(self, credential: Credential) -> None:
         with self.session() as session:
@@ -178,7 +159,7 @@ class Store(ArchiveMixin):
             values['user_deleted_at'] = now
         table = Credential.__table__
         # Core, not the ORM: this runs twice per message on the hot path.
-        with self._lock, self._guard(), self.engine.begin() as connection:
+        with self._connection() as connection:
             result = connection.execute(
                 table.update()
                 .where(table.c.boot_id == boot_id,
@@ -188,12 +169,34 @@ class Store(ArchiveMixin):
 
     def mark_user_deleted(self, boot_id: str) -> None:
         table = Credential.__table__
-        with self._lock, self._guard(), self.engine.begin() as connection:
+        with self._connection() as connection:
             connection.execute(
                 table.update()
                 .where(table.c.boot_id == boot_id,
                        table.c.user_deleted_at.is_(None))
                 .values(user_deleted_at=utcnow()))
+
+    # -- archive of applied inventories --------------------------------
+    def archive(self, record: Inventory) -> bool:
+        """Save; False when this message was archived before (redelivery)."""
+        try:
+            with self.session() as session:
+                session.add(record)
+            return True
+        except sa_exc.IntegrityError:
+            return False
+
+    def inventories(self, node: str | None = None, mac: str | None = None,
+                    limit: int = 50) -> list[Inventory]:
+        """Newest first."""
+        query = sa.select(Inventory).order_by(Inventory.applied_at.desc(),
+                                              Inventory.id.desc())
+        if node:
+            query = query.where(Inventory.node == node)
+        if mac:
+            query = query.where(Inventory.mac == mac)
+        with self.session() as session:
+            return list(session.scalars(query.limit(limit)))
 
     def list(self, states: Iterable[State] | None = None,
              mac: str | None = None, node: str | None = None,

@@ -16,6 +16,7 @@ from hwbus.credentials import BOOT_USER_RE
 from hwbus.ramdisk import publisher
 from hwbus.store import State
 from hwbus.store.api import utcnow
+from tests.functional import boots
 from tests.functional.conftest import management_for
 
 MAC = '52:54:00:aa:bb:01'
@@ -64,19 +65,7 @@ def _raw_publish(issued, routing_key=None, properties=None,
 
 
 def _get_all(server):
-    connection = _connect(server.amqp_url)
-    messages = []
-    try:
-        channel = connection.channel()
-        while True:
-            method, props, body = channel.basic_get('hwbus.inventory',
-                                                    auto_ack=True)
-            if method is None:
-                return messages
-            messages.append((props, body))
-    finally:
-        connection.close()
-
+    return boots.get_all(server, 'hwbus.inventory')
 
 def test_own_routing_key_is_accepted_and_confirmed(credentials, queue):
     issued = credentials.issue(mac=MAC)

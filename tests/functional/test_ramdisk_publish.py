@@ -18,7 +18,9 @@ import pytest
 from hwbus import bootparams, envelope
 from hwbus.broker import topology
 from hwbus.store import Store
+from tests.functional import boots
 from tests.functional.conftest import CONSUMER_PASSWORD, management_for
+from tests.servers.consumer import write_config as consumer_config
 from tests.servers.rabbitmq import RabbitMQServer
 
 BIN = pathlib.Path(sys.executable).parent
@@ -28,24 +30,9 @@ MAC = '52:54:00:12:34:56'
 
 
 def write_config(path, server, db):
-    path.write_text(textwrap.dedent(f'''\
-        [DEFAULT]
-        debug = true
-
-        [broker]
-        management_url = {server.management_url}
-        admin_user = {server.admin_user}
-        admin_password = {server.admin_password}
-        public_urls = amqp://127.0.0.1:{server.amqp_port}/%2F
-        consumer_password = {CONSUMER_PASSWORD}
-
-        [database]
-        connection = sqlite:///{db}
-
-        [ramdisk]
-        after = none
-        '''))
-    return path
+    """The shared test configuration, with a SQLite store at db."""
+    return consumer_config(path, server, f'sqlite:///{db}', None,
+                           CONSUMER_PASSWORD)
 
 
 def manage(config, *args, check=True):
@@ -65,19 +52,7 @@ def ramdisk(cmdline, *args, **kwargs):
 
 
 def drain(server):
-    params = pika.URLParameters(server.amqp_url)
-    connection = pika.BlockingConnection(params)
-    messages = []
-    try:
-        channel = connection.channel()
-        while True:
-            method, props, body = channel.basic_get('hwbus.inventory',
-                                                    auto_ack=True)
-            if method is None:
-                return messages
-            messages.append((props, body))
-    finally:
-        connection.close()
+    return boots.get_all(server, 'hwbus.inventory')
 
 
 def properties(props):

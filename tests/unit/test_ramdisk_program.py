@@ -224,31 +224,12 @@ def test_bad_parameters_exit_2_without_publishing(monkeypatch):
     assert main.run(CMDLINE.replace(SEED, 'AAAA')) == main.EXIT_BAD_PARAMS
 
 
-def _ca_certificate():
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'hwbus CA')])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None),
-                           critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
 def test_hwbus_ca_pins_the_broker_ca_from_the_cmdline(tmp_path):
     import ssl
 
-    der = _ca_certificate()
+    from tests.servers.tls import CA
+
+    der = CA('hwbus CA').der
     text = keys.b64encode(der)
     assert len(text) < 700  # fits the kernel command line
     context = publisher.ssl_context(text)
