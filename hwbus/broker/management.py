@@ -36,12 +36,20 @@ def _q(value: str) -> str:
 
 
 class Management:
-    """One management endpoint, as one administrator, on one vhost."""
+    """The management API of one broker (or cluster), as one administrator.
 
-    def __init__(self, url: str, user: str, password: str, vhost: str = '/',
-                 timeout: float = 10.0,
+    A cluster answers the same on every node, so several URLs may be
+    given: a call that cannot reach one node goes to the next, and the
+    node that answered is tried first from then on.
+    """
+
+    def __init__(self, url: str | list[str], user: str, password: str,
+                 vhost: str = '/', timeout: float = 10.0,
                  verify: bool | str = True) -> None:
-        self.url = url.rstrip('/')
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError('at least one management API URL is needed')
+        self.urls = [u.rstrip('/') for u in urls]
         self.vhost = vhost
         self.timeout = timeout
         self._http = requests.Session()
@@ -59,13 +67,28 @@ class Management:
              body: Any = None) -> requests.Response:
         """One call; errors raised by family, except 404 (returned)."""
         what = f'{method} {path}'
-        try:
-            response = self._http.request(method, self.url + path,
-                                          json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
+        response = None
+        for url in list(self.urls):
+            try:
+                response = self._http.request(method, url + path, json=body,
+                                              timeout=self.timeout)
+            except requests.ConnectionError as exc:
+                LOG.warning('RabbitMQ management API at %s unreachable '
+                            '(%s); trying the next', url,
+                            type(exc).__name__)
+                continue
+            except requests.RequestException as exc:
+                raise ManagementUnavailable(
+                    f'RabbitMQ management API at {url}: {what} failed: '
+                    f'{type(exc).__name__}') from None
+            if url != self.urls[0]:
+                self.urls.remove(url)
+                self.urls.insert(0, url)
+            break
+        if response is None:
             raise ManagementUnavailable(
-                f'RabbitMQ management API at {self.url}: {what} failed: '
-                f'{type(exc).__name__}') from None
+                f'RabbitMQ management API: {what} failed: no node of '
+                f'{", ".join(self.urls)} answered')
         if response.status_code >= 500:
             raise ManagementUnavailable(
                 f'RabbitMQ management API: {what} answered '

@@ -53,7 +53,7 @@ def make_store() -> Store:
 
 def make_management() -> Management:
     group = CONF.broker
-    return Management(group.management_url, group.admin_user,
+    return Management(group.management_urls, group.admin_user,
                       group.admin_password, vhost=group.vhost,
                       timeout=group.request_timeout,
                       verify=group.management_ca_file or True)

@@ -12,6 +12,15 @@ OPTS = [
                             'provisioning network must reach it.'),
     cfg.PortOpt('port', default=8086,
                 help='Port the boot server listens on.'),
+    cfg.IntOpt('threads', default=8, min=1,
+               help='Requests served at once.'),
+    cfg.StrOpt('cert_file',
+               help='PEM certificate (chain) to serve HTTPS with. iPXE '
+                    'verifies it only against the CAs built into it (or '
+                    'embedded with TRUST=), so a site CA must be compiled '
+                    'into its iPXE. Unset: plain HTTP.'),
+    cfg.StrOpt('key_file',
+               help='PEM private key of cert_file.'),
     cfg.StrOpt('image_dir', default='/var/lib/hwbus/images',
                help='Directory holding vmlinuz and initramfs.zst, served '
                     'under /images/ when kernel_url is not set.'),

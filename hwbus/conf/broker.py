@@ -7,9 +7,13 @@ GROUP = cfg.OptGroup('broker', title='RabbitMQ broker',
                           'consumer reads from.')
 
 OPTS = [
-    cfg.StrOpt('management_url', default='http://127.0.0.1:15672',
-               help='RabbitMQ management HTTP API. Per-boot users are '
-                    'created and deleted through it.'),
+    cfg.ListOpt('management_urls', default=['http://127.0.0.1:15672'],
+                deprecated_opts=[cfg.DeprecatedOpt('management_url',
+                                                   group='broker')],
+                help='RabbitMQ management HTTP API, one URL per cluster '
+                     'node. Per-boot users are created and deleted '
+                     'through it; a node that cannot be reached is '
+                     'skipped for the next.'),
     cfg.StrOpt('admin_user', default='guest',
                help='Broker user with the "administrator" tag, used only '
                     'on the management API to create and delete per-boot '
@@ -18,7 +22,7 @@ OPTS = [
     cfg.StrOpt('admin_password', default='guest', secret=True,
                help='Password of admin_user.'),
     cfg.StrOpt('management_ca_file',
-               help='CA bundle to verify an https management_url against. '
+               help='CA bundle to verify an https management URL against. '
                     'Unset uses the system CAs.'),
     cfg.StrOpt('vhost', default='/',
                help='Virtual host holding the exchanges and queues.'),
@@ -31,7 +35,9 @@ OPTS = [
                help='PEM file of the CA that signed the broker\'s AMQPS '
                     'certificate. It is put on each boot\'s kernel command '
                     'line (hwbus.ca) so the ramdisk refuses any other '
-                    'broker; keep it to one small (EC) certificate.'),
+                    'broker; keep it to one small (EC) certificate. The '
+                    'consumer verifies amqps:// [consumer] broker_urls '
+                    'against it too.'),
     cfg.StrOpt('exchange', default='hwbus.inventory',
                help='Topic exchange the ramdisks publish to.'),
     cfg.StrOpt('queue', default='hwbus.inventory',

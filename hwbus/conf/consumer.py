@@ -9,7 +9,11 @@ OPTS = [
     cfg.ListOpt('broker_urls', default=['amqp://127.0.0.1:5672/'],
                 help='Broker URLs for the consumer, without user or '
                      'password (those are [broker] consumer_user and '
-                     'consumer_password). Several URLs fail over in order.'),
+                     'consumer_password). Several URLs fail over in '
+                     'order. With amqps:// (for all of them, then) the '
+                     'broker must present a certificate for the URL\'s '
+                     'host signed by [broker] ca_file, or by a system CA '
+                     'when that is unset.'),
     cfg.IntOpt('workers', default=4, min=1,
                help='Messages processed at once. Each waits on Ironic and '
                     'the store, so a few per core is right.'),

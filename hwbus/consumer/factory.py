@@ -24,6 +24,25 @@ def consumer_urls(conf: Any) -> list[str]:
     return result
 
 
+def tls_options(conf: Any) -> bool | dict[str, Any]:
+    """kombu's ``ssl`` for amqps:// broker URLs: verify the broker.
+
+    The broker's certificate must chain to [broker] ca_file (the CA the
+    ramdisks pin too) or, without it, to a system CA, and must name the
+    host of the URL in use; kombu fills that in per failover URL.
+    """
+    schemes = {url.partition('://')[0] for url in conf.consumer.broker_urls}
+    if 'amqps' not in schemes:
+        return False
+    if schemes != {'amqps'}:
+        raise ValueError('[consumer] broker_urls mixes amqp:// and '
+                         'amqps://; use one scheme for all nodes')
+    import ssl
+
+    return {'ca_certs': conf.broker.ca_file, 'cert_reqs': ssl.CERT_REQUIRED,
+            'server_hostname': None}
+
+
 def pipeline(conf: Any, credentials: Credentials,
              notifier: Any = None) -> Pipeline:
     names = conf.consumer.appliers
@@ -41,4 +60,5 @@ def settings(conf: Any) -> Settings:
                     retry_window=group.retry_window,
                     max_backoff=group.max_backoff,
                     shutdown_timeout=group.shutdown_timeout,
-                    sweep_interval=conf.credentials.sweep_interval)
+                    sweep_interval=conf.credentials.sweep_interval,
+                    ssl=tls_options(conf))

@@ -62,6 +62,8 @@ class Settings:
     max_backoff: float = 30.0
     shutdown_timeout: float = 60.0
     sweep_interval: float = 60.0
+    # kombu's ``ssl`` argument: False for amqp://, a dict for amqps://.
+    ssl: bool | dict[str, Any] = False
 
 
 class Service:
@@ -156,7 +158,7 @@ class Service:
         queue = kombu.Queue(settings.queue, no_declare=True)
         with kombu.Connection(
                 settings.urls, failover_strategy='round-robin',
-                heartbeat=30,
+                heartbeat=30, ssl=settings.ssl,
                 transport_options={'confirm_publish': True,
                                    'max_retries': 1}) as connection:
             connection.ensure_connection(max_retries=1)

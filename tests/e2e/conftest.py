@@ -24,8 +24,9 @@ from tests.functional.conftest import (  # noqa: F401 - fixtures
     ironic,
     rabbitmq,
 )
-from tests.servers.common import TOP, free_port, stop, wait_for
-from tests.servers.consumer import BIN, ConsumerProcess, write_config
+from tests.servers.bootserver import BootServer
+from tests.servers.common import TOP, free_port, stop
+from tests.servers.consumer import ConsumerProcess, write_config
 
 ACCEL = os.environ.get('HWBUS_QEMU_ACCEL', 'tcg')
 GUEST_MACS = ('52:54:00:12:34:56', '52:54:00:12:34:57')
@@ -109,28 +110,6 @@ class Guest:
 
     def kill(self) -> None:
         stop(self.proc, timeout=5)
-
-
-class BootServer:
-    def __init__(self, config: pathlib.Path, log: pathlib.Path,
-                 port: int) -> None:
-        self.config, self.log, self.port = config, log, port
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> BootServer:
-        import requests
-
-        self.proc = subprocess.Popen(
-            [str(BIN / 'hwbus-bootserver'), '--config-file',
-             str(self.config)], stdout=subprocess.DEVNULL,
-            stderr=self.log.open('a'))
-        wait_for(lambda: requests.get(
-            f'http://127.0.0.1:{self.port}/healthz', timeout=2).ok, 60,
-            'hwbus-bootserver', self.log, self.proc)
-        return self
-
-    def stop(self) -> None:
-        stop(self.proc)
 
 
 @pytest.fixture

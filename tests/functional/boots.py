@@ -69,7 +69,7 @@ def signed_properties(issued, body: bytes, key=None, **overrides) -> dict:
 
 
 def get_all(server, queue: str) -> list[tuple]:
-    connection = pika.BlockingConnection(pika.URLParameters(server.amqp_url))
+    connection = pika.BlockingConnection(server.pika_parameters())
     messages = []
     try:
         channel = connection.channel()
@@ -83,7 +83,7 @@ def get_all(server, queue: str) -> list[tuple]:
 
 
 def depth(server, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(server.amqp_url))
+    connection = pika.BlockingConnection(server.pika_parameters())
     try:
         return connection.channel().queue_declare(
             queue, passive=True).method.message_count

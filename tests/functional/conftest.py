@@ -42,9 +42,12 @@ def postgres(tmp_path_factory):
     server.stop()
 
 
-def management_for(server: RabbitMQServer) -> Management:
-    return Management(server.management_url, server.admin_user,
-                      server.admin_password)
+def management_for(server) -> Management:
+    """The management API of a RabbitMQServer or RabbitMQCluster."""
+    verify = str(server.ca_file) if getattr(server, 'tls_only', False) \
+        else True
+    return Management(server.management_urls, server.admin_user,
+                      server.admin_password, verify=verify)
 
 
 @pytest.fixture(scope='session')
@@ -55,11 +58,9 @@ def broker(rabbitmq):
     return rabbitmq
 
 
-def credentials_for(server: RabbitMQServer, store: Store,
-                    **kwargs) -> Credentials:
+def credentials_for(server, store: Store, **kwargs) -> Credentials:
     return Credentials(store, management_for(server), topology.Topology(),
-                       [f'amqp://127.0.0.1:{server.amqp_port}/%2F'],
-                       **kwargs)
+                       server.client_urls, **kwargs)
 
 
 @pytest.fixture

@@ -20,23 +20,33 @@ def write_config(path: pathlib.Path, rabbit, database_url: str,
                  ironic_url: str | None, consumer_password: str,
                  appliers: str = 'inspection',
                  extra: str = '') -> pathlib.Path:
-    """One hwbus.conf for every hwbus command of a test."""
+    """One hwbus.conf for every hwbus command of a test.
+
+    ``rabbit`` is a RabbitMQServer or a RabbitMQCluster: its client and
+    management URLs, and its CA when it speaks TLS only.
+    """
+    urls = ','.join(rabbit.client_urls)
+    ca = ''
+    if getattr(rabbit, 'tls_only', False):
+        ca = (f'ca_file = {rabbit.ca_file}\n'
+              f'        management_ca_file = {rabbit.ca_file}')
     path.write_text(textwrap.dedent(f'''\
         [DEFAULT]
         debug = true
 
         [broker]
-        management_url = {rabbit.management_url}
+        management_urls = {','.join(rabbit.management_urls)}
         admin_user = {rabbit.admin_user}
         admin_password = {rabbit.admin_password}
-        public_urls = amqp://127.0.0.1:{rabbit.amqp_port}/%2F
+        public_urls = {urls}
         consumer_password = {consumer_password}
+        {ca}
 
         [database]
         connection = {database_url}
 
         [consumer]
-        broker_urls = amqp://127.0.0.1:{rabbit.amqp_port}/%2F
+        broker_urls = {urls}
         appliers = {appliers}
         workers = 4
         max_backoff = 1

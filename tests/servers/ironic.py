@@ -31,11 +31,15 @@ class IronicServer:
     """Start with start(), stop with stop(); ``url`` is the API endpoint."""
 
     def __init__(self, workdir: pathlib.Path, port: int | None = None,
-                 host: str = '127.0.0.1') -> None:
+                 host: str = '127.0.0.1', tls_ca=None) -> None:
         self.workdir = workdir
         self.host = host
         self.port = port or free_port()
-        self.url = f'http://{host}:{self.port}'
+        # With a CA (tests.servers.tls.CA): HTTPS only, as "localhost".
+        self.tls_ca = tls_ca
+        self.ca_file = workdir / 'ca.pem' if tls_ca else None
+        self.url = (f'https://localhost:{self.port}' if tls_ca
+                    else f'http://{host}:{self.port}')
         self.log = workdir / 'ironic.log'
         self.conf = workdir / 'ironic.conf'
         self.proc: subprocess.Popen | None = None
@@ -71,6 +75,7 @@ class IronicServer:
             [api]
             host_ip = {self.host}
             port = {self.port}
+            {self._tls_options()}
 
             [database]
             connection = sqlite:///{self.workdir}/ironic.sqlite
@@ -92,6 +97,14 @@ class IronicServer:
             lock_path = {self.workdir}/locks
             '''))
 
+    def _tls_options(self) -> str:
+        if self.tls_ca is None:
+            return ''
+        self.tls_ca.write(self.ca_file)
+        cert, key = self.tls_ca.issue(self.workdir, 'ironic')
+        return (f'enable_ssl_api = true\n            cert_file = {cert}\n'
+                f'            key_file = {key}')
+
     def start(self, timeout: float = 90) -> IronicServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not (self.workdir / 'ironic.sqlite').exists():
@@ -105,7 +118,8 @@ class IronicServer:
             stdout=subprocess.DEVNULL, stderr=open(
                 self.workdir / 'stderr.log', 'ab'),
             start_new_session=True)
-        wait_for(lambda: requests.get(f'{self.url}/v1', timeout=2).ok,
+        wait_for(lambda: requests.get(f'{self.url}/v1', timeout=2,
+                                      verify=self._verify).ok,
                  timeout, 'Ironic API', self.log, self.proc)
         # The API answers before the conductor has registered itself;
         # enrolment needs the conductor.
@@ -121,19 +135,24 @@ class IronicServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def _verify(self) -> str | bool:
+        return str(self.ca_file) if self.ca_file else True
+
     # A few calls the tests make; the code under test uses openstacksdk.
     def _headers(self) -> dict[str, str]:
         return {'X-OpenStack-Ironic-API-Version': API_VERSION}
 
     def get(self, path: str) -> dict:
         response = requests.get(self.url + path, headers=self._headers(),
-                                timeout=30)
+                                timeout=30, verify=self._verify)
         response.raise_for_status()
         return response.json()
 
     def post(self, path: str, body: dict) -> requests.Response:
         return requests.post(self.url + path, json=body,
-                             headers=self._headers(), timeout=60)
+                             headers=self._headers(), timeout=60,
+                             verify=self._verify)
 
     def nodes(self) -> list[dict]:
         return self.get('/v1/nodes?detail=true')['nodes']
@@ -145,5 +164,5 @@ class IronicServer:
         """Forget every node, so the next test starts from nothing."""
         for node in self.get('/v1/nodes')['nodes']:
             requests.delete(f'{self.url}/v1/nodes/{node["uuid"]}',
-                            headers=self._headers(),
-                            timeout=30).raise_for_status()
+                            headers=self._headers(), timeout=30,
+                            verify=self._verify).raise_for_status()

@@ -30,7 +30,9 @@ class RabbitMQServer:
     """Start with start(), stop with stop(); the URLs are attributes."""
 
     def __init__(self, workdir: pathlib.Path, name: str | None = None,
-                 tls_ca=None) -> None:
+                 tls_ca=None, tls_only: bool = False,
+                 cookie: str | None = None,
+                 epmd_port: int | None = None) -> None:
         self.name = name or f'hwbus-{secrets.token_hex(4)}'
         self._user = None
         if os.geteuid() == 0:
@@ -43,15 +45,29 @@ class RabbitMQServer:
         self.amqp_port = free_port()
         self.management_port = free_port()
         self.dist_port = free_port()
-        self.epmd_port = free_port()
+        # Cluster members share one epmd (to find each other) and cookie.
+        self.epmd_port = epmd_port or free_port()
+        self._owns_epmd = epmd_port is None
+        self.cookie = cookie or secrets.token_hex(16)
         self.admin_user = 'hwbus-admin'
         self.admin_password = secrets.token_urlsafe(16)
-        self.amqp_url = (f'amqp://{self.admin_user}:{self.admin_password}'
-                         f'@127.0.0.1:{self.amqp_port}/%2F')
-        self.management_url = f'http://127.0.0.1:{self.management_port}'
-        # With a CA (tests.servers.tls.CA), an AMQPS listener too.
+        # With a CA (tests.servers.tls.CA), an AMQPS listener too; with
+        # tls_only, no plain listener at all and the management API on
+        # HTTPS.
         self.tls_ca = tls_ca
+        self.tls_only = tls_only and tls_ca is not None
         self.amqps_port = free_port() if tls_ca is not None else None
+        self.ca_file = self.workdir / 'ca.pem' if tls_ca else None
+        if self.tls_only:
+            self.amqp_url = (f'amqps://{self.admin_user}:'
+                             f'{self.admin_password}@localhost:'
+                             f'{self.amqps_port}/%2F')
+            self.management_url = f'https://localhost:{self.management_port}'
+        else:
+            self.amqp_url = (f'amqp://{self.admin_user}:'
+                             f'{self.admin_password}@127.0.0.1:'
+                             f'{self.amqp_port}/%2F')
+            self.management_url = f'http://127.0.0.1:{self.management_port}'
         self.log = self.workdir / 'log' / f'{self.node}.log'
         self.proc: subprocess.Popen | None = None
 
@@ -75,6 +91,9 @@ class RabbitMQServer:
             'RABBITMQ_PID_FILE': str(self.workdir / 'rabbitmq.pid'),
             'RABBITMQ_CONF_ENV_FILE': str(self.workdir / 'rabbitmq-env.conf'),
         })
+        if self.tls_only:
+            # These would add a plain listener back.
+            del env['RABBITMQ_NODE_IP_ADDRESS'], env['RABBITMQ_NODE_PORT']
         return env
 
     def _prepare(self) -> None:
@@ -87,10 +106,16 @@ class RabbitMQServer:
         (self.workdir / 'advanced.config').write_text('[].\n')
         (self.workdir / 'enabled_plugins').write_text(
             '[rabbitmq_management].\n')
-        (self.workdir / 'rabbitmq.conf').write_text(textwrap.dedent(f'''\
-            listeners.tcp.1 = 127.0.0.1:{self.amqp_port}
-            management.tcp.ip = 127.0.0.1
-            management.tcp.port = {self.management_port}
+        if self.tls_only:
+            listeners = 'listeners.tcp = none\n'
+        else:
+            listeners = textwrap.dedent(f'''\
+                listeners.tcp.1 = 127.0.0.1:{self.amqp_port}
+                management.tcp.ip = 127.0.0.1
+                management.tcp.port = {self.management_port}
+                ''')
+        conf = self.workdir / 'rabbitmq.conf'
+        conf.write_text(listeners + textwrap.dedent(f'''\
             default_user = {self.admin_user}
             default_pass = {self.admin_password}
             default_user_tags.administrator = true
@@ -99,7 +124,7 @@ class RabbitMQServer:
             log.console = false
             '''))
         if self.tls_ca is not None:
-            cacert = self.tls_ca.write(self.workdir / 'ca.pem')
+            cacert = self.tls_ca.write(self.ca_file)
             cert, key = self.tls_ca.issue(self.workdir)
             with open(self.workdir / 'rabbitmq.conf', 'a') as f:
                 f.write(textwrap.dedent(f'''\
@@ -110,9 +135,17 @@ class RabbitMQServer:
                     ssl_options.verify = verify_none
                     ssl_options.fail_if_no_peer_cert = false
                     '''))
+                if self.tls_only:
+                    f.write(textwrap.dedent(f'''\
+                        management.ssl.ip = 127.0.0.1
+                        management.ssl.port = {self.management_port}
+                        management.ssl.cacertfile = {cacert}
+                        management.ssl.certfile = {cert}
+                        management.ssl.keyfile = {key}
+                        '''))
         cookie = self.workdir / '.erlang.cookie'
         if not cookie.exists():
-            cookie.write_text(secrets.token_hex(16))
+            cookie.write_text(self.cookie)
             cookie.chmod(0o400)
         if self._user is not None:
             for path in [self.workdir, *self.workdir.rglob('*')]:
@@ -138,8 +171,55 @@ class RabbitMQServer:
         return self
 
     def _amqp_open(self) -> bool:
-        with socket.create_connection(('127.0.0.1', self.amqp_port), 1):
+        port = self.amqps_port if self.tls_only else self.amqp_port
+        with socket.create_connection(('127.0.0.1', port), 1):
             return True
+
+    @property
+    def client_urls(self) -> list[str]:
+        """URLs for hwbus's configuration: no user, TLS when tls_only."""
+        if self.tls_only:
+            return [f'amqps://localhost:{self.amqps_port}/%2F']
+        return [f'amqp://127.0.0.1:{self.amqp_port}/%2F']
+
+    @property
+    def management_urls(self) -> list[str]:
+        return [self.management_url]
+
+    def pika_parameters(self):
+        """pika's parameters for the administrator (TLS when tls_only)."""
+        import ssl
+
+        import pika
+
+        params = pika.URLParameters(self.amqp_url)
+        if self.tls_only:
+            context = ssl.create_default_context(cafile=str(self.ca_file))
+            params.ssl_options = pika.SSLOptions(context, 'localhost')
+        return params
+
+    def ctl(self, *args: str, timeout: float = 120) -> str:
+        """rabbitmqctl against this node, as the node's own user."""
+        kwargs = {}
+        if self._user is not None:
+            kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid,
+                          extra_groups=[])
+        result = subprocess.run(
+            [str(RABBITMQ_BIN / 'rabbitmqctl'), '-n', self.node, *args],
+            env=self._env(), cwd=self.workdir, capture_output=True,
+            text=True, timeout=timeout, **kwargs)
+        if result.returncode != 0:
+            raise ServerError(f'rabbitmqctl {" ".join(args)}: '
+                              f'{result.stdout}{result.stderr}')
+        return result.stdout
+
+    def join(self, other: RabbitMQServer) -> None:
+        """Make this (running, empty) node a member of other's cluster."""
+        self.ctl('stop_app')
+        self.ctl('join_cluster', other.node)
+        self.ctl('start_app')
+        wait_for(lambda: self.api('GET', '/api/overview').ok, 120,
+                 f'RabbitMQ {self.node} management API', self.log, self.proc)
 
     def stop(self, timeout: float = 60) -> None:
         """Stop the node as an operator would (SIGTERM: a clean shutdown)."""
@@ -153,6 +233,11 @@ class RabbitMQServer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+        if self._owns_epmd:
+            self._kill_epmd()
+
+    def kill_epmd(self) -> None:
+        """Stop the epmd this node started (cluster fixtures, at the end)."""
         self._kill_epmd()
 
     def _kill_epmd(self) -> None:
@@ -177,9 +262,10 @@ class RabbitMQServer:
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         """The management HTTP API as the administrator (for assertions)."""
+        verify = str(self.ca_file) if self.ca_file else True
         return requests.request(method, self.management_url + path,
                                 auth=(self.admin_user, self.admin_password),
-                                timeout=30, **kwargs)
+                                verify=verify, timeout=30, **kwargs)
 
     def users(self) -> set[str]:
         response = self.api('GET', '/api/users')

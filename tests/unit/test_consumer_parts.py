@@ -95,3 +95,22 @@ def test_consumer_urls_carry_quoted_credentials():
     assert factory.consumer_urls(conf) == [
         'amqp://hwbus-consumer:p%40ss%2Fword@a:5672/%2F',
         'amqps://hwbus-consumer:p%40ss%2Fword@b:5671/%2F']
+
+
+def _tls_conf(*urls, ca_file=None):
+    return types.SimpleNamespace(
+        broker=types.SimpleNamespace(ca_file=ca_file),
+        consumer=types.SimpleNamespace(broker_urls=list(urls)))
+
+
+def test_amqps_urls_verify_the_broker_against_the_site_ca():
+    import ssl
+
+    assert factory.tls_options(_tls_conf('amqp://a/')) is False
+    options = factory.tls_options(_tls_conf('amqps://a/', 'amqps://b/',
+                                            ca_file='/etc/hwbus/ca.pem'))
+    assert options == {'ca_certs': '/etc/hwbus/ca.pem',
+                       'cert_reqs': ssl.CERT_REQUIRED,
+                       'server_hostname': None}
+    with pytest.raises(ValueError, match='mixes'):
+        factory.tls_options(_tls_conf('amqp://a/', 'amqps://b/'))
