@@ -157,6 +157,15 @@ class Pipeline:
     def _accept(self, opened: envelope.Opened,
                 credential: Credential) -> Outcome:
         header = opened.header
+        if (credential.state == State.APPLIED.value
+                and credential.message_id == header.message_id):
+            # Applied before, but the ack was lost with the connection
+            # (a broker node or the consumer went away): acknowledge it
+            # again, apply nothing twice.
+            LOG.info('message %s of boot %s was applied before; '
+                     'redelivery acknowledged', header.message_id,
+                     credential.boot_id)
+            return Outcome(APPLIED, applied=Applied(matched_by='redelivery'))
         self._check_expiry(opened, credential)
         with metrics.step('revoke'):
             if not self.credentials.receive(credential, header.message_id):

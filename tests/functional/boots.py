@@ -29,16 +29,21 @@ def mac_for(i: int) -> str:
 
 def boot(credentials, i: int, machine: str = 'qemu-guest', **seal):
     """Issue a credential for one boot and publish its inventory."""
-    mac = mac_for(i)
-    issued = credentials.issue(mac=mac, after='none')
-    doc = document(machine, mac)
+    issued = credentials.issue(mac=mac_for(i), after='none')
+    return issued, publish(issued, i, machine, **seal)
+
+
+def publish(issued, i: int, machine: str = 'qemu-guest',
+            deadline: float = 30, **seal) -> envelope.Sealed:
+    """Seal boot i's inventory and publish it as its ramdisk would."""
+    doc = document(machine, mac_for(i))
     sealed = envelope.seal(boot_id=issued.params.boot_id,
                            user=issued.params.user,
                            key=keys.private_key(issued.params.key),
                            inventory=doc['inventory'],
                            plugin_data=doc['plugin_data'], **seal)
-    publisher.publish(sealed, issued.params, deadline=30)
-    return issued, sealed
+    publisher.publish(sealed, issued.params, deadline=deadline)
+    return sealed
 
 
 def publish_raw(issued, body: bytes, properties: dict) -> None:

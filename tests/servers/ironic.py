@@ -154,15 +154,26 @@ class IronicServer:
                              headers=self._headers(), timeout=60,
                              verify=self._verify)
 
+    def _all(self, path: str, key: str) -> list[dict]:
+        """Every item of a collection, following Ironic's pagination."""
+        items: list[dict] = []
+        page = self.get(path)
+        while True:
+            items.extend(page[key])
+            link = page.get('next')
+            if not link or not page[key]:
+                return items
+            page = self.get(link[link.index('/v1/'):])
+
     def nodes(self) -> list[dict]:
-        return self.get('/v1/nodes?detail=true')['nodes']
+        return self._all('/v1/nodes?detail=true', 'nodes')
 
     def ports(self) -> list[dict]:
-        return self.get('/v1/ports?detail=true')['ports']
+        return self._all('/v1/ports?fields=address,node_uuid', 'ports')
 
     def delete_all_nodes(self) -> None:
         """Forget every node, so the next test starts from nothing."""
-        for node in self.get('/v1/nodes')['nodes']:
+        for node in self._all('/v1/nodes?fields=uuid', 'nodes'):
             requests.delete(f'{self.url}/v1/nodes/{node["uuid"]}',
                             headers=self._headers(), timeout=30,
                             verify=self._verify).raise_for_status()

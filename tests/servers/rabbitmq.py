@@ -32,7 +32,8 @@ class RabbitMQServer:
     def __init__(self, workdir: pathlib.Path, name: str | None = None,
                  tls_ca=None, tls_only: bool = False,
                  cookie: str | None = None,
-                 epmd_port: int | None = None) -> None:
+                 epmd_port: int | None = None,
+                 admin_password: str | None = None) -> None:
         self.name = name or f'hwbus-{secrets.token_hex(4)}'
         self._user = None
         if os.geteuid() == 0:
@@ -50,7 +51,7 @@ class RabbitMQServer:
         self._owns_epmd = epmd_port is None
         self.cookie = cookie or secrets.token_hex(16)
         self.admin_user = 'hwbus-admin'
-        self.admin_password = secrets.token_urlsafe(16)
+        self.admin_password = admin_password or secrets.token_urlsafe(16)
         # With a CA (tests.servers.tls.CA), an AMQPS listener too; with
         # tls_only, no plain listener at all and the management API on
         # HTTPS.
@@ -276,3 +277,73 @@ class RabbitMQServer:
         response = self.api('GET', '/api/connections')
         response.raise_for_status()
         return response.json()
+
+
+class RabbitMQCluster:
+    """Three (or ``size``) nodes on this machine forming one cluster.
+
+    Each node has its own name, directories and loopback ports; they share
+    the Erlang cookie, one epmd (so they find each other by name) and the
+    administrator. Queues declared after start() are replicated on all.
+    """
+
+    def __init__(self, workdir: pathlib.Path, size: int = 3) -> None:
+        cookie = secrets.token_hex(16)
+        epmd_port = free_port()
+        password = secrets.token_urlsafe(16)
+        prefix = f'hwbus-{secrets.token_hex(3)}'
+        self.nodes = [RabbitMQServer(workdir / f'node{n}', f'{prefix}-{n}',
+                                     cookie=cookie, epmd_port=epmd_port,
+                                     admin_password=password)
+                      for n in range(1, size + 1)]
+        self.admin_user = self.nodes[0].admin_user
+        self.admin_password = password
+        self.ca_file = None
+        self.tls_only = False
+
+    def start(self) -> RabbitMQCluster:
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(RabbitMQServer.start, self.nodes))
+        for node in self.nodes[1:]:
+            node.join(self.nodes[0])
+        running = self.running_nodes()
+        if len(running) != len(self.nodes):
+            raise ServerError(f'cluster has {running}, expected all of '
+                              f'{[n.node for n in self.nodes]}')
+        return self
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+        self.nodes[0].kill_epmd()
+
+    def running_nodes(self) -> list[str]:
+        """Cluster members the management API reports as running."""
+        response = self.api('GET', '/api/nodes')
+        response.raise_for_status()
+        return sorted(n['name'] for n in response.json() if n['running'])
+
+    def _up(self) -> RabbitMQServer:
+        for node in self.nodes:
+            if node.running:
+                return node
+        raise ServerError('no node of the cluster is running')
+
+    @property
+    def client_urls(self) -> list[str]:
+        return [url for node in self.nodes for url in node.client_urls]
+
+    @property
+    def management_urls(self) -> list[str]:
+        return [node.management_url for node in self.nodes]
+
+    def pika_parameters(self):
+        return self._up().pika_parameters()
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self._up().api(method, path, **kwargs)
+
+    def users(self) -> set[str]:
+        return self._up().users()

@@ -101,6 +101,41 @@ def test_a_redelivery_is_applied_again_idempotently():
     assert world.process(sealed).kind == APPLIED
 
 
+def test_a_redelivery_after_the_apply_acks_without_applying_twice():
+    """The ack was lost with a broker node: the boot is already applied."""
+    world = World(state='applied')
+    sealed = world.seal()
+    world.credential.message_id = sealed.message_id
+    outcome = world.process(sealed)
+    assert (outcome.kind, outcome.applied.matched_by) == (APPLIED,
+                                                          'redelivery')
+    assert world.events == []
+
+
+def test_a_redelivery_whose_first_attempt_reached_ironic():
+    """404 from continue_inspection on a redelivery: the node that owns
+    the boot MAC is the one the first attempt enrolled."""
+    from hwbus.consumer.appliers import Context
+    from hwbus.consumer.appliers.inspection import InspectionApplier
+
+    class Baremetal:
+        def post(self, *args, **kwargs):
+            return types.SimpleNamespace(status_code=404, text='')
+
+        def ports(self, address):
+            return [types.SimpleNamespace(node_id='node-9')]
+
+    applier = InspectionApplier(None, types.SimpleNamespace(
+        baremetal=Baremetal()))
+    credential = types.SimpleNamespace(state='received', message_id='m1')
+    context = Context(boot_id='b', message_id='m1', credential=credential,
+                      inventory=DOC['inventory'], plugin_data={})
+    assert applier.apply(context).node == 'node-9'
+    credential.state = 'issued'  # a first delivery: a real 404
+    with pytest.raises(NodeNotFound):
+        applier.apply(context)
+
+
 def test_a_second_message_for_the_boot_is_refused_before_applying():
     world = World()
     world.process(world.seal())

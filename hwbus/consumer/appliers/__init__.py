@@ -35,6 +35,14 @@ class Context:
                 if i.get('mac_address')]
 
     @property
+    def redelivered(self) -> bool:
+        """This very message was received before (by this or another
+        consumer) and not finished: an earlier attempt may have reached
+        Ironic already."""
+        return (self.credential.state == 'received'
+                and self.credential.message_id == self.message_id)
+
+    @property
     def boot_mac(self) -> str | None:
         return (self.inventory.get('boot') or {}).get('pxe_interface')
 

@@ -4,8 +4,10 @@
 plugin data, exactly what ironic-python-agent sends. A node waiting in
 ``inspect wait`` continues; an unknown one is enrolled by Ironic's
 auto-discovery when that is on. Ironic's inspection hooks and rules run
-as usual. Ironic deduplicates nothing here, but a redelivered message
-only re-runs the same hooks on the same data.
+as usual. Ironic deduplicates nothing here: a redelivered message re-runs
+the same hooks on the same data, or, when the first attempt already took
+the node out of inspection, is refused with 404; then the node that owns
+the boot's MAC is the one the first attempt reached.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ class InspectionApplier:
             response = self.connection.baremetal.post(
                 '/continue_inspection', json=body, microversion='1.84',
                 raise_exc=False)
+        if response.status_code == 404 and context.redelivered:
+            node = self._node_of(context)
+            if node:
+                return Applied(node=node, matched_by='redelivery',
+                               changes=['applied by an earlier delivery'])
         if response.status_code == 404:
             raise ironic.NodeNotFound(
                 'continue_inspection: Ironic found no node to continue (it '
@@ -41,3 +48,12 @@ class InspectionApplier:
         node = (response.json().get('node') or {}).get('uuid')
         return Applied(node=node, matched_by='ironic-lookup',
                        changes=['inspection continued'])
+
+    def _node_of(self, context: Context) -> str | None:
+        mac = context.boot_mac or (context.macs or [None])[0]
+        if not mac:
+            return None
+        with ironic.calling('port lookup'):
+            for port in self.connection.baremetal.ports(address=mac):
+                return port.node_id
+        return None
