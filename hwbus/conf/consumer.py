@@ -31,6 +31,14 @@ OPTS = [
                       'Ironic or the store is unavailable before returning '
                       'it to the queue (which counts a delivery). Must stay '
                       'below RabbitMQ\'s consumer_timeout (30 min).'),
+    cfg.FloatOpt('apply_lease', default=120.0, min=1.0,
+                 help='Seconds a redelivered message waits while the '
+                      'worker that received it first (maybe a consumer '
+                      'that lost its broker connection) may still be '
+                      'applying it; a worker renews this with every '
+                      'retry. Longer than one apply (Ironic calls) takes; '
+                      'it bounds recovery after a consumer is killed '
+                      'mid-message.'),
     cfg.FloatOpt('max_backoff', default=30.0, min=0.1,
                  help='Longest pause between two retries of one message.'),
     cfg.FloatOpt('shutdown_timeout', default=60.0, min=0.0,

@@ -49,7 +49,8 @@ def pipeline(conf: Any, credentials: Credentials,
     connection = None if names == ['null'] else ironic.connect(conf)
     return Pipeline(credentials, appliers.load(names, conf, connection),
                     notifier=notifier, archive=conf.consumer.archive,
-                    max_size=conf.broker.max_message_size)
+                    max_size=conf.broker.max_message_size,
+                    apply_lease=conf.consumer.apply_lease)
 
 
 def settings(conf: Any) -> Settings:

@@ -61,6 +61,12 @@ class RamdiskError(Rejected):
     reason = 'ramdisk-error'
 
 
+class InProgress(TransientError):
+    """Another worker (maybe on another host) is applying this message."""
+
+    reason = 'in-progress'
+
+
 @dataclasses.dataclass
 class Outcome:
     kind: str
@@ -70,6 +76,9 @@ class Outcome:
     message_id: str | None = None
     node: str | None = None
     applied: Applied | None = None
+    # This call received the boot (or was told it owns it): its retries
+    # may go on applying without waiting for the apply lease.
+    claimed: bool = False
 
 
 class Pipeline:
@@ -77,17 +86,25 @@ class Pipeline:
 
     def __init__(self, credentials: Credentials, appliers: list[Applier],
                  notifier: Any = None, archive: bool = True,
-                 max_size: int = envelope.MAX_SIZE) -> None:
+                 max_size: int = envelope.MAX_SIZE,
+                 apply_lease: float = 120.0) -> None:
         self.credentials = credentials
         self.store = credentials.store
         self.appliers = appliers
         self.notifier = notifier
         self.archive = archive
         self.max_size = max_size
+        self.apply_lease = datetime.timedelta(seconds=apply_lease)
 
-    def process(self, body: bytes, properties: Mapping[str, Any]) -> Outcome:
+    def process(self, body: bytes, properties: Mapping[str, Any],
+                owned: bool = False) -> Outcome:
+        """Verify and apply one message.
+
+        ``owned``: an earlier call of this worker received this message
+        (outcome.claimed), so this is its own retry, not a redelivery.
+        """
         started = time.perf_counter()
-        found: dict[str, Credential] = {}
+        found: dict[str, Any] = {'owned': owned}
         opened = None
         try:
             with metrics.step('verify'):
@@ -96,7 +113,7 @@ class Pipeline:
                     lambda header: self._key_for(header, found),
                     self.max_size)
             credential = found['credential']
-            outcome = self._accept(opened, credential)
+            outcome = self._accept(opened, credential, found)
         except PermanentError as exc:
             outcome = Outcome(DEAD, exc.reason, str(exc))
         except TransientError as exc:
@@ -105,6 +122,7 @@ class Pipeline:
             LOG.exception('unexpected error while processing a message')
             outcome = Outcome(RETRY, 'internal-error',
                               f'{type(exc).__name__}: {exc}'[:500])
+        outcome.claimed = bool(found.get('owned'))
         if opened is not None:
             outcome.boot_id = opened.header.boot_id
             outcome.message_id = opened.header.message_id
@@ -130,6 +148,31 @@ class Pipeline:
         found['credential'] = credential
         return credential.public_key
 
+    def _check_claim(self, credential: Credential, message_id: str,
+                     owned: bool) -> None:
+        """Apply one message in one place at a time.
+
+        A message is redelivered when the connection that carried it is
+        lost (a broker node or a consumer went away), possibly while the
+        worker that received it is still applying it: two concurrent
+        continue_inspection calls would enrol two nodes. So a redelivery
+        of a received, unfinished message waits (transient) until the
+        boot is applied or its worker has shown no sign of life for
+        ``apply_lease``, and then takes it over.
+        """
+        if (credential.state != State.RECEIVED.value
+                or credential.message_id != message_id):
+            return
+        if owned:
+            self.store.touch(credential.boot_id, message_id)
+            return
+        idle = utcnow() - credential.changed_at
+        if idle < self.apply_lease:
+            raise InProgress(
+                f'boot {credential.boot_id} is being applied by another '
+                f'delivery (last seen {idle.total_seconds():.0f} s ago); '
+                f'waiting for it')
+
     @staticmethod
     def _check_expiry(opened: envelope.Opened,
                       credential: Credential) -> None:
@@ -154,8 +197,8 @@ class Pipeline:
                           f'expired at {expiry}Z, before this message was '
                           f'sent')
 
-    def _accept(self, opened: envelope.Opened,
-                credential: Credential) -> Outcome:
+    def _accept(self, opened: envelope.Opened, credential: Credential,
+                found: dict[str, Any]) -> Outcome:
         header = opened.header
         if (credential.state == State.APPLIED.value
                 and credential.message_id == header.message_id):
@@ -166,12 +209,14 @@ class Pipeline:
                      'redelivery acknowledged', header.message_id,
                      credential.boot_id)
             return Outcome(APPLIED, applied=Applied(matched_by='redelivery'))
+        self._check_claim(credential, header.message_id, found['owned'])
         self._check_expiry(opened, credential)
         with metrics.step('revoke'):
             if not self.credentials.receive(credential, header.message_id):
                 raise ReplayedBoot(
                     f'boot {credential.boot_id} already sent another '
                     f'message; {header.message_id} is refused')
+        found['owned'] = True
         if opened.error is not None:
             raise RamdiskError(
                 f'the ramdisk of boot {credential.boot_id} reported: '

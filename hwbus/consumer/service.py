@@ -84,8 +84,10 @@ class Service:
         try:
             end = time.monotonic() + self.settings.retry_window
             attempt = 0
+            owned = False
             while True:
-                outcome = self.pipeline.process(body, properties)
+                outcome = self.pipeline.process(body, properties, owned)
+                owned = outcome.claimed
                 if outcome.kind in (APPLIED, DEAD):
                     return outcome
                 attempt += 1

@@ -167,6 +167,21 @@ class Store:
                 .values(**values))
             return result.rowcount == 1
 
+    def touch(self, boot_id: str, message_id: str) -> None:
+        """Renew the claim of the worker applying this received message.
+
+        ``changed_at`` of a received boot is the applying worker's last
+        sign of life; a redelivery elsewhere waits while it is recent.
+        """
+        table = Credential.__table__
+        with self._connection() as connection:
+            connection.execute(
+                table.update()
+                .where(table.c.boot_id == boot_id,
+                       table.c.state == State.RECEIVED.value,
+                       table.c.message_id == message_id)
+                .values(changed_at=utcnow()))
+
     def mark_user_deleted(self, boot_id: str) -> None:
         table = Credential.__table__
         with self._connection() as connection:

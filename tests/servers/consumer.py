@@ -50,6 +50,7 @@ def write_config(path: pathlib.Path, rabbit, database_url: str,
         appliers = {appliers}
         workers = 4
         max_backoff = 1
+        apply_lease = 15
         shutdown_timeout = 20
         metrics_port = {free_port()}
 

@@ -43,6 +43,9 @@ class World:
                 world.events.append(f'state {to.value}')
                 return True
 
+            def touch(self, boot_id, message_id):
+                world.events.append('touch')
+
             def archive(self, record):
                 world.events.append('archive')
                 return True
@@ -110,6 +113,22 @@ def test_a_redelivery_after_the_apply_acks_without_applying_twice():
     assert (outcome.kind, outcome.applied.matched_by) == (APPLIED,
                                                           'redelivery')
     assert world.events == []
+
+
+def test_a_redelivery_waits_while_another_worker_may_be_applying():
+    world = World(state='received')
+    sealed = world.seal()
+    world.credential.message_id = sealed.message_id
+    world.credential.changed_at = utcnow()
+    outcome = world.process(sealed)
+    assert (outcome.kind, outcome.reason) == (RETRY, 'in-progress')
+    assert 'apply' not in world.events
+    # The worker that received it retries as the owner...
+    owned = world.pipeline.process(sealed.body, sealed.properties, True)
+    assert owned.kind == APPLIED and owned.claimed
+    # ...and a silent owner's claim lapses after the lease.
+    world.credential.changed_at = utcnow() - datetime.timedelta(hours=1)
+    assert world.process(sealed).kind == APPLIED
 
 
 def test_a_redelivery_whose_first_attempt_reached_ironic():
