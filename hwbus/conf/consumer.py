@@ -17,6 +17,11 @@ OPTS = [
     cfg.IntOpt('workers', default=4, min=1,
                help='Messages processed at once. Each waits on Ironic and '
                     'the store, so a few per core is right.'),
+    cfg.IntOpt('heartbeat', default=30, min=0,
+               help='AMQP heartbeat in seconds: a broker connection that '
+                    'stays silent for twice this long (a cut network, a '
+                    'frozen node) is dropped and another broker URL is '
+                    'tried. 0 turns heartbeats off.'),
     cfg.IntOpt('prefetch', default=8, min=1,
                help='Unacknowledged messages the broker hands this '
                     'consumer at most (basic.qos).'),

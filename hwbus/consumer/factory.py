@@ -62,4 +62,5 @@ def settings(conf: Any) -> Settings:
                     max_backoff=group.max_backoff,
                     shutdown_timeout=group.shutdown_timeout,
                     sweep_interval=conf.credentials.sweep_interval,
-                    ssl=tls_options(conf))
+                    ssl=tls_options(conf),
+                    heartbeat=conf.consumer.heartbeat)

@@ -62,6 +62,7 @@ class Settings:
     max_backoff: float = 30.0
     shutdown_timeout: float = 60.0
     sweep_interval: float = 60.0
+    heartbeat: float = 30.0
     # kombu's ``ssl`` argument: False for amqp://, a dict for amqps://.
     ssl: bool | dict[str, Any] = False
 
@@ -160,7 +161,7 @@ class Service:
         queue = kombu.Queue(settings.queue, no_declare=True)
         with kombu.Connection(
                 settings.urls, failover_strategy='round-robin',
-                heartbeat=30, ssl=settings.ssl,
+                heartbeat=settings.heartbeat, ssl=settings.ssl,
                 transport_options={'confirm_publish': True,
                                    'max_retries': 1}) as connection:
             connection.ensure_connection(max_retries=1)
@@ -172,9 +173,15 @@ class Service:
                                       no_ack=False)
             consumer.qos(prefetch_count=settings.prefetch)
             consumer.consume()
-            last_depth = 0.0
+            last_depth = last_beat = 0.0
             try:
                 while not self.stopping.is_set():
+                    # py-amqp sends heartbeats and notices missing ones
+                    # only when asked: a silently cut network would
+                    # otherwise leave this loop waiting forever.
+                    if time.monotonic() - last_beat > 1.0:
+                        last_beat = time.monotonic()
+                        connection.heartbeat_check()
                     # Settle finished work promptly: while messages are in
                     # flight, wait for the network only briefly.
                     wait = 0.005 if self.pending else 0.2

@@ -107,10 +107,20 @@ class Store:
             yield
         except (sa_exc.OperationalError, sa_exc.InterfaceError,
                 sa_exc.TimeoutError) as exc:
-            # The URL may hold a password: name the backend only.
             raise StoreUnavailable(
                 f'the {self.engine.url.get_backend_name()} store is '
-                f'unavailable: {type(exc.orig or exc).__name__}') from None
+                f'unavailable: {self._describe(exc)}') from None
+
+    def _describe(self, exc: Exception) -> str:
+        """The driver's first line ("database or disk is full",
+        "connection refused"), without the URL's password."""
+        orig = getattr(exc, 'orig', None) or exc
+        lines = str(orig).strip().splitlines()
+        text = f'{type(orig).__name__}: {lines[0][:200] if lines else ""}'
+        password = self.engine.url.password
+        if password:
+            text = text.replace(str(password), '***')
+        return text
 
     @contextlib.contextmanager
     def session(self) -> Iterator[orm.Session]:

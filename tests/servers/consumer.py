@@ -68,16 +68,19 @@ def write_config(path: pathlib.Path, rabbit, database_url: str,
 
 
 class ConsumerProcess:
-    def __init__(self, config: pathlib.Path, log: pathlib.Path) -> None:
+    def __init__(self, config: pathlib.Path, log: pathlib.Path,
+                 wrapper: tuple[str, ...] = ()) -> None:
         self.config = config
         self.log = log
+        self.wrapper = list(wrapper)  # e.g. ip netns exec NAME
         self.proc: subprocess.Popen | None = None
         text = config.read_text()
         self.metrics_port = int(text.split('metrics_port = ')[1].split()[0])
 
     def start(self) -> ConsumerProcess:
         self.proc = subprocess.Popen(
-            [str(BIN / 'hwbus-consumer'), '--config-file', str(self.config)],
+            [*self.wrapper, str(BIN / 'hwbus-consumer'), '--config-file',
+             str(self.config)],
             stdout=subprocess.DEVNULL, stderr=self.log.open('a'),
             env={**os.environ, 'PYTHONUNBUFFERED': '1'})
         wait_for(lambda: 'consuming' in self.log.read_text(), 60,

@@ -33,8 +33,12 @@ class RabbitMQServer:
                  tls_ca=None, tls_only: bool = False,
                  cookie: str | None = None,
                  epmd_port: int | None = None,
-                 admin_password: str | None = None) -> None:
+                 admin_password: str | None = None,
+                 host: str = '127.0.0.1') -> None:
         self.name = name or f'hwbus-{secrets.token_hex(4)}'
+        # The address clients use (AMQP, management); a network namespace
+        # test puts it on a veth. Erlang distribution stays on loopback.
+        self.host = host
         self._user = None
         if os.geteuid() == 0:
             try:
@@ -66,9 +70,10 @@ class RabbitMQServer:
             self.management_url = f'https://localhost:{self.management_port}'
         else:
             self.amqp_url = (f'amqp://{self.admin_user}:'
-                             f'{self.admin_password}@127.0.0.1:'
+                             f'{self.admin_password}@{self.host}:'
                              f'{self.amqp_port}/%2F')
-            self.management_url = f'http://127.0.0.1:{self.management_port}'
+            self.management_url = (f'http://{self.host}:'
+                                   f'{self.management_port}')
         self.log = self.workdir / 'log' / f'{self.node}.log'
         self.proc: subprocess.Popen | None = None
 
@@ -77,7 +82,7 @@ class RabbitMQServer:
         env.update({
             'HOME': str(self.workdir),  # its own .erlang.cookie
             'RABBITMQ_NODENAME': self.node,
-            'RABBITMQ_NODE_IP_ADDRESS': '127.0.0.1',
+            'RABBITMQ_NODE_IP_ADDRESS': self.host,
             'RABBITMQ_NODE_PORT': str(self.amqp_port),
             'RABBITMQ_DIST_PORT': str(self.dist_port),
             'ERL_EPMD_PORT': str(self.epmd_port),
@@ -111,8 +116,8 @@ class RabbitMQServer:
             listeners = 'listeners.tcp = none\n'
         else:
             listeners = textwrap.dedent(f'''\
-                listeners.tcp.1 = 127.0.0.1:{self.amqp_port}
-                management.tcp.ip = 127.0.0.1
+                listeners.tcp.1 = {self.host}:{self.amqp_port}
+                management.tcp.ip = {self.host}
                 management.tcp.port = {self.management_port}
                 ''')
         conf = self.workdir / 'rabbitmq.conf'
@@ -129,7 +134,7 @@ class RabbitMQServer:
             cert, key = self.tls_ca.issue(self.workdir)
             with open(self.workdir / 'rabbitmq.conf', 'a') as f:
                 f.write(textwrap.dedent(f'''\
-                    listeners.ssl.default = 127.0.0.1:{self.amqps_port}
+                    listeners.ssl.default = {self.host}:{self.amqps_port}
                     ssl_options.cacertfile = {cacert}
                     ssl_options.certfile = {cert}
                     ssl_options.keyfile = {key}
@@ -138,7 +143,7 @@ class RabbitMQServer:
                     '''))
                 if self.tls_only:
                     f.write(textwrap.dedent(f'''\
-                        management.ssl.ip = 127.0.0.1
+                        management.ssl.ip = {self.host}
                         management.ssl.port = {self.management_port}
                         management.ssl.cacertfile = {cacert}
                         management.ssl.certfile = {cert}
@@ -173,7 +178,7 @@ class RabbitMQServer:
 
     def _amqp_open(self) -> bool:
         port = self.amqps_port if self.tls_only else self.amqp_port
-        with socket.create_connection(('127.0.0.1', port), 1):
+        with socket.create_connection((self.host, port), 1):
             return True
 
     @property
@@ -181,7 +186,7 @@ class RabbitMQServer:
         """URLs for hwbus's configuration: no user, TLS when tls_only."""
         if self.tls_only:
             return [f'amqps://localhost:{self.amqps_port}/%2F']
-        return [f'amqp://127.0.0.1:{self.amqp_port}/%2F']
+        return [f'amqp://{self.host}:{self.amqp_port}/%2F']
 
     @property
     def management_urls(self) -> list[str]:
