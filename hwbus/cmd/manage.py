@@ -60,15 +60,22 @@ def make_management() -> Management:
 
 
 def read_ca() -> str | None:
-    """[broker] ca_file as base64url DER, ready for hwbus.ca."""
+    """The first certificate of [broker] ca_file as base64url DER, ready
+    for hwbus.ca (a bundle's first CA is the one boots pin: see the CA
+    roll in docs/security.md)."""
     if not CONF.broker.ca_file:
         return None
+    import re
     import ssl
 
     from hwbus import keys
 
     with open(CONF.broker.ca_file, encoding='ascii') as f:
-        return keys.b64encode(ssl.PEM_cert_to_DER_cert(f.read()))
+        match = re.search(r'-----BEGIN CERTIFICATE-----.+?'
+                          r'-----END CERTIFICATE-----', f.read(), re.S)
+    if match is None:
+        raise ValueError(f'{CONF.broker.ca_file} holds no PEM certificate')
+    return keys.b64encode(ssl.PEM_cert_to_DER_cert(match.group(0)))
 
 
 def make_credentials(store: Store | None = None) -> Credentials:
