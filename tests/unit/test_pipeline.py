@@ -141,8 +141,10 @@ def test_a_redelivery_whose_first_attempt_reached_ironic():
         def post(self, *args, **kwargs):
             return types.SimpleNamespace(status_code=404, text='')
 
-        def ports(self, address):
-            return [types.SimpleNamespace(node_id='node-9')]
+        def ports(self, details=False, address=None):
+            # Ironic's short port listing carries no node_uuid.
+            return [types.SimpleNamespace(
+                node_id='node-9' if details else None)]
 
     applier = InspectionApplier(None, types.SimpleNamespace(
         baremetal=Baremetal()))

@@ -54,6 +54,8 @@ class InspectionApplier:
         if not mac:
             return None
         with ironic.calling('port lookup'):
-            for port in self.connection.baremetal.ports(address=mac):
+            # The short listing has no node: ask for the details.
+            for port in self.connection.baremetal.ports(details=True,
+                                                        address=mac):
                 return port.node_id
         return None
