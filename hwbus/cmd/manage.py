@@ -228,7 +228,8 @@ def do_replay() -> int:
               f'{CONF.command.node}', file=sys.stderr)
         return 1
     record = records[0]
-    outcome = _pipeline().process(record.body, _archived_properties(record))
+    outcome = _pipeline().process(record.body, _archived_properties(record),
+                                  replay=True)
     print(f'{record.message_id} (boot {record.boot_id}): {outcome.kind}'
           f'{" " + outcome.reason if outcome.reason else ""}'
           f'{" " + outcome.detail if outcome.detail else ""}')

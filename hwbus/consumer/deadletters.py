@@ -113,7 +113,8 @@ class DeadLetters:
             message = dead.raw
             props = dict(service.message_properties(message))
             props['user_id'] = dead.user_id
-            outcome = pipeline.process(bytes(message.body), props)
+            outcome = pipeline.process(bytes(message.body), props,
+                                       replay=True)
             outcomes.append((dead, outcome))
             return 'ack' if outcome.kind == APPLIED else None
 

@@ -97,14 +97,17 @@ class Pipeline:
         self.apply_lease = datetime.timedelta(seconds=apply_lease)
 
     def process(self, body: bytes, properties: Mapping[str, Any],
-                owned: bool = False) -> Outcome:
+                owned: bool = False, replay: bool = False) -> Outcome:
         """Verify and apply one message.
 
         ``owned``: an earlier call of this worker received this message
         (outcome.claimed), so this is its own retry, not a redelivery.
+        ``replay``: an operator asks for it again ("hwbus-manage replay",
+        "dead replay"): verified as always, then applied even if it was
+        applied or received before.
         """
         started = time.perf_counter()
-        found: dict[str, Any] = {'owned': owned}
+        found: dict[str, Any] = {'owned': owned or replay, 'replay': replay}
         opened = None
         try:
             with metrics.step('verify'):
@@ -200,7 +203,8 @@ class Pipeline:
     def _accept(self, opened: envelope.Opened, credential: Credential,
                 found: dict[str, Any]) -> Outcome:
         header = opened.header
-        if (credential.state == State.APPLIED.value
+        if (not found['replay']
+                and credential.state == State.APPLIED.value
                 and credential.message_id == header.message_id):
             # Applied before, but the ack was lost with the connection
             # (a broker node or the consumer went away): acknowledge it

@@ -127,11 +127,15 @@ def test_store_unreachable_during_a_burst(broker, clean_ironic, postgres,
 
 
 def test_store_disk_full(broker, clean_ironic, tmp_path, figure):
-    """The SQLite store on a small tmpfs that a filler file fills up."""
+    """The SQLite store on a small tmpfs that a filler file fills up.
+
+    The tmpfs is well above SQLite's WAL size (up to 1,000 pages, 4 MiB,
+    before a checkpoint): on a disk the WAL itself fills, nothing but
+    more space can bring the store back."""
     drain(broker)
     disk = tmp_path / 'disk'
     disk.mkdir()
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'hwbus-chaos',
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64m', 'hwbus-chaos',
                     str(disk)], check=True)
     stack = None
     try:

@@ -115,6 +115,17 @@ def test_a_redelivery_after_the_apply_acks_without_applying_twice():
     assert world.events == []
 
 
+def test_an_operator_replay_applies_again_whatever_the_state():
+    for state in ('applied', 'received'):
+        world = World(state=state)
+        sealed = world.seal()
+        world.credential.message_id = sealed.message_id
+        world.credential.changed_at = utcnow()
+        outcome = world.pipeline.process(sealed.body, sealed.properties,
+                                         replay=True)
+        assert outcome.kind == APPLIED and 'apply' in world.events
+
+
 def test_a_redelivery_waits_while_another_worker_may_be_applying():
     world = World(state='received')
     sealed = world.seal()
