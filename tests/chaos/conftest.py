@@ -29,7 +29,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
         return
     terminalreporter.section('chaos figures')
     columns = ('published', 'applied', 'dead', 'lost', 'twice',
-               'recovery_s', 'total_s')
+               'recovery_s', 'drained_s', 'total_s')
     terminalreporter.write_line(
         f'{"fault":40} ' + ' '.join(f'{c:>10}' for c in columns))
     for figure in FIGURES:

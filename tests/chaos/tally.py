@@ -95,6 +95,13 @@ class Progress:
                 return round(t - since, 1)
         return None
 
+    def drained(self, since: float, target: int) -> float | None:
+        """Seconds from ``since`` until the count reached ``target``."""
+        for t, n in self.samples:
+            if n >= target:
+                return round(max(0.0, t - since), 1)
+        return None
+
 
 def tally(ironic, broker, macs: list[str], published: int) -> dict:
     """What became of the boots with these MACs, from Ironic and the

@@ -67,6 +67,7 @@ def test_a_node_stopped_mid_burst_loses_nothing(cluster, clean_ironic,
     figure(fault=f'cluster: leader node down 10 s in a {BOOTS}-boot '
                  f'burst', **counts,
            recovery_s=progress.recovery(stopped_at),
+           drained_s=progress.drained(back_at, counts['applied']),
            rejoined_s=round(back_at - stopped_at, 1),
            total_s=round(total, 1), leader=leader.get('leader'),
            stopped=victim.node)

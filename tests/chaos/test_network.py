@@ -63,6 +63,7 @@ def test_network_cut_between_consumer_and_broker(netns, tmp_path, figure):
         progress.stop()
         result = figure(fault=f'consumer-broker network cut {CUT} s',
                         **counts, recovery_s=progress.recovery(back),
+                        drained_s=progress.drained(back, counts['applied']),
                         total_s=round(time.monotonic() - burst.started, 1))
         assert burst.failed == []
         assert counts['lost'] == 0 and counts['twice'] == 0, result
