@@ -45,9 +45,10 @@ def drive(credentials, rate: float, seconds: float,
         try:
             issued = credentials.issue(mac=boots.mac_for(50000 + i),
                                        after='none')
+            sent = time.time()  # latency includes the publish itself
             boots.publish(issued, 50000 + i, deadline=120)
             with lock:
-                published[issued.credential.boot_id] = time.time()
+                published[issued.credential.boot_id] = sent
         except Exception:
             with lock:
                 failures += 1
@@ -62,22 +63,28 @@ def drive(credentials, rate: float, seconds: float,
     return failures
 
 
+def one_sample(proc, server, store, start: float) -> dict:
+    try:
+        depth = server.api('GET', '/api/queues/%2F/hwbus.inventory'
+                           ).json().get('messages', 0)
+    except Exception:
+        depth = None
+    return {'t': time.monotonic() - start,
+            'rss_mib': proc.memory_info().rss / 2 ** 20, 'depth': depth,
+            'applied': store.count([State.APPLIED])}
+
+
 def sample(consumer, server, store, stop: threading.Event,
            samples: list[dict], start: float, every: float) -> None:
     proc = psutil.Process(consumer.proc.pid)
     while not stop.wait(every):
-        try:
-            depth = server.api('GET', '/api/queues/%2F/hwbus.inventory'
-                               ).json().get('messages', 0)
-        except Exception:
-            depth = None
-        samples.append({'t': time.monotonic() - start,
-                        'rss_mib': proc.memory_info().rss / 2 ** 20,
-                        'depth': depth,
-                        'applied': store.count([State.APPLIED])})
+        samples.append(one_sample(proc, server, store, start))
+    samples.append(one_sample(proc, server, store, start))  # the end
 
 
-def latencies(store, published: dict[str, float]) -> list[float]:
+def latencies(store, published: dict[str, float],
+              start_wall: float) -> list[tuple[float, float]]:
+    """(seconds into the run, publish-to-applied seconds) per boot."""
     result = []
     for credential in store.list([State.APPLIED], limit=10 ** 6):
         sent = published.get(credential.boot_id)
@@ -85,11 +92,11 @@ def latencies(store, published: dict[str, float]) -> list[float]:
             continue
         applied = credential.changed_at.replace(
             tzinfo=datetime.UTC).timestamp()
-        result.append(applied - sent)
+        result.append((sent - start_wall, applied - sent))
     return sorted(result)
 
 
-def plot(path: str, samples: list[dict], lat: list[float],
+def plot(path: str, samples: list[dict], lat: list[tuple[float, float]],
          rate: float) -> None:
     import matplotlib
 
@@ -97,23 +104,31 @@ def plot(path: str, samples: list[dict], lat: list[float],
     import matplotlib.pyplot as plt
 
     t = [s['t'] / 60 for s in samples]
-    fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=False)
+    fig, axes = plt.subplots(3, 1, figsize=(8, 9))
     axes[0].plot(t, [s['applied'] for s in samples], label='applied')
     axes[0].plot(t, [rate * s['t'] for s in samples], '--',
                  label=f'offered ({rate}/s)')
     axes[0].set_ylabel('inventories')
     axes[0].legend()
-    axes[1].plot(t, [s['rss_mib'] for s in samples], color='tab:red')
+    rss = [s['rss_mib'] for s in samples]
+    axes[1].plot(t, rss, color='tab:red', label='consumer RSS')
     axes[1].set_ylabel('consumer RSS (MiB)')
-    axes[1].set_ylim(bottom=0)
+    axes[1].set_ylim(0, max(rss) * 1.3)
     ax2 = axes[1].twinx()
     ax2.plot(t, [s['depth'] or 0 for s in samples], color='tab:gray',
              alpha=0.6)
-    ax2.set_ylabel('queue depth')
-    axes[1].set_xlabel('minutes')
-    axes[2].hist(lat, bins=50)
-    axes[2].set_xlabel('publish to applied (s)')
-    axes[2].set_ylabel('inventories')
+    ax2.set_ylabel('queue depth (gray)')
+    ax2.set_ylim(bottom=0)
+    axes[2].scatter([when / 60 for when, _ in lat], [v for _, v in lat],
+                    s=2)
+    values = sorted(v for _, v in lat)
+    for p, style in ((50, '-'), (99, '--')):
+        axes[2].axhline(pct(values, p), linestyle=style, color='k',
+                        linewidth=0.8, label=f'p{p}')
+    axes[2].set_yscale('log')
+    axes[2].set_ylabel('publish to applied (s)')
+    axes[2].set_xlabel('minutes')
+    axes[2].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
@@ -143,6 +158,7 @@ def main() -> None:
     samples: list[dict] = []
     stop = threading.Event()
     start = time.monotonic()
+    start_wall = time.time()
     sampler = threading.Thread(target=sample, args=(
         consumer, server, store, stop, samples, start, args.every))
     sampler.start()
@@ -155,7 +171,7 @@ def main() -> None:
             time.sleep(1)
         stop.set()
         sampler.join()
-        lat = latencies(store, published)
+        lat = latencies(store, published, start_wall)
         dead = consumer.counter('dead', 'node-not-found')
     finally:
         stop.set()
@@ -172,9 +188,10 @@ def main() -> None:
           f'{applied} applied, {int(dead)} dead')
     print(f'throughput {applied / elapsed:.2f}/s over {elapsed:.0f} s '
           f'({applied / elapsed / args.rate:.2f}x the offered rate)')
-    if lat:
-        print(f'publish to applied: p50 {pct(lat, 50):.2f} s, '
-              f'p99 {pct(lat, 99):.2f} s, max {lat[-1]:.2f} s')
+    values = sorted(v for _, v in lat)
+    if values:
+        print(f'publish to applied: p50 {pct(values, 50):.3f} s, '
+              f'p99 {pct(values, 99):.3f} s, max {values[-1]:.2f} s')
     early = statistics.median(rss[:third])
     late = statistics.median(rss[-third:])
     print(f'consumer RSS: first third median {early:.0f} MiB, last third '
