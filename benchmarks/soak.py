@@ -11,7 +11,7 @@ applied (the store's applied timestamp), RSS at start, middle and end,
 and the largest queue depth; ``--plot FILE`` draws them (matplotlib).
 
     .venv/bin/python benchmarks/soak.py [--rate 2] [--minutes 10] \\
-        [--plot docs/soak.png]
+        [--applier inspection|null] [--plot docs/soak.png]
 """
 
 from __future__ import annotations
@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument('--rate', type=float, default=2.0)
     parser.add_argument('--minutes', type=float, default=10.0)
     parser.add_argument('--every', type=float, default=5.0)
+    parser.add_argument('--applier', default='inspection',
+                        help='"null" loads the consumer alone (no Ironic '
+                             'calls; Ironic still runs)')
     parser.add_argument('--plot')
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix='hwbus-soak-'))
@@ -149,7 +152,7 @@ def main() -> None:
     ironic = IronicServer(work / 'ironic').start()
     config = write_config(work / 'hwbus.conf', server,
                           str(credentials.store.engine.url), ironic.url,
-                          'bench-consumer')
+                          'bench-consumer', appliers=args.applier)
     config.write_text(config.read_text().replace('debug = true',
                                                  'debug = false'))
     consumer = ConsumerProcess(config, work / 'consumer.log').start()

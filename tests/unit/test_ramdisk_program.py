@@ -167,6 +167,49 @@ def test_a_denied_routing_key_is_final(monkeypatch):
         _publish(monkeypatch, [pe.ChannelClosedByBroker(403, 'ACCESS')])
 
 
+class _Connection:
+    """pika.BlockingConnection whose broker deletes the user at a step."""
+
+    is_open = False
+
+    def __init__(self, step):
+        self.step = step
+
+    def _maybe_close(self, step):
+        if step == self.step:
+            raise pe.ConnectionClosedByBroker(
+                320, "CONNECTION_FORCED - user 'boot-x' is deleted")
+
+    def channel(self):
+        self._maybe_close('channel')
+        return self
+
+    def confirm_delivery(self):
+        pass
+
+    def basic_publish(self, *args, **kwargs):
+        self._maybe_close('publish')
+
+
+def test_the_user_deleted_while_awaiting_the_confirm_means_received(
+        monkeypatch):
+    params = bootparams.parse(CMDLINE)
+    monkeypatch.setattr(publisher.pika, 'BlockingConnection',
+                        lambda *a, **k: _Connection('publish'))
+    result = publisher.publish(_sealed(params), params, deadline=5)
+    assert result.confirmed is False and result.attempts == 1
+
+
+def test_the_user_deleted_before_the_publish_is_no_delivery(monkeypatch):
+    params = bootparams.parse(CMDLINE)
+    clock = Clock()
+    monkeypatch.setattr(publisher.pika, 'BlockingConnection',
+                        lambda *a, **k: _Connection('channel'))
+    with pytest.raises(publisher.DeadlineExceeded, match='deleted'):
+        publisher.publish(_sealed(params), params, deadline=5,
+                          sleep=clock.sleep, clock=clock)
+
+
 def test_gives_up_at_the_deadline(monkeypatch):
     with pytest.raises(publisher.DeadlineExceeded) as info:
         _publish(monkeypatch, [OSError('unreachable')] * 1000, deadline=60)
