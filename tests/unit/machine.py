@@ -86,3 +86,15 @@ class Machine:
 
     def root(self) -> SystemRoot:
         return SystemRoot(str(self.path))
+
+
+def json_paths(node, list_items: int | None = None, path=()):
+    """Every path into a JSON document, root first; at most ``list_items``
+    items of each list (all when None). For mutation tests."""
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from json_paths(value, list_items, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node[:list_items]):
+            yield from json_paths(value, list_items, (*path, index))

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwbus import inventory
+from tests.unit.machine import json_paths
 
 COUNT = int(os.environ.get('HWBUS_FUZZ_COUNT', '100000'))
 MACHINES = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
@@ -30,17 +31,7 @@ ODD = [None, True, False, 0, -1, 2 ** 63, 2 ** 64 + 1, -2 ** 70, 1.5e308,
        {'': None}, {'a': {'b': {'c': []}}}]
 
 
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _paths(value, (*prefix, i))
-
-
-PATHS = [list(_paths(d)) for d in DOCUMENTS]
+PATHS = [list(json_paths(d)) for d in DOCUMENTS]
 
 
 def _change(node, path, rng: random.Random):

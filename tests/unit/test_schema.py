@@ -7,6 +7,7 @@ import pathlib
 import pytest
 
 from hwbus import inventory
+from tests.unit.machine import json_paths
 
 EXAMPLE = pathlib.Path(__file__).parents[2] / 'docs' / 'inventory-example.json'
 
@@ -76,16 +77,6 @@ _FUZZ_VALUES = [None, 0, -1, 1.5, '', 'x', [], {}, [1, 'aa'], [[1, 'aa']],
                 [['x', 'aa']], [[1, 'aa', 'b']], True, 'aa:bb']
 
 
-def _paths(node, path=()):
-    yield path
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, (*path, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node[:3]):
-            yield from _paths(value, (*path, index))
-
-
 def test_fast_validator_agrees_with_jsonschema_on_every_mutation():
     """fastjsonschema (consumer) and jsonschema (ramdisk, reports) must
     call the same documents valid: every field of every recorded machine
@@ -97,7 +88,7 @@ def test_fast_validator_agrees_with_jsonschema_on_every_mutation():
     assert inventory._fast() is not None
     checked = 0
     for document in _machines():
-        for path in list(_paths(document))[1:300]:
+        for path in list(json_paths(document, 3))[1:300]:
             for value in _FUZZ_VALUES:
                 mutated = copy.deepcopy(document)
                 node = mutated
