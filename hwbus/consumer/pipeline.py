@@ -23,6 +23,7 @@ from hwbus.credentials import Credentials
 from hwbus.errors import PermanentError, TransientError
 from hwbus.store import Credential, Inventory, State
 from hwbus.store.api import utcnow
+from hwbus.store.models import holds
 
 LOG = logging.getLogger(__name__)
 
@@ -163,8 +164,7 @@ class Pipeline:
         boot is applied or its worker has shown no sign of life for
         ``apply_lease``, and then takes it over.
         """
-        if (credential.state != State.RECEIVED.value
-                or credential.message_id != message_id):
+        if not holds(credential, State.RECEIVED, message_id):
             return
         if owned:
             self.store.touch(credential.boot_id, message_id)
@@ -203,9 +203,8 @@ class Pipeline:
     def _accept(self, opened: envelope.Opened, credential: Credential,
                 found: dict[str, Any]) -> Outcome:
         header = opened.header
-        if (not found['replay']
-                and credential.state == State.APPLIED.value
-                and credential.message_id == header.message_id):
+        if not found['replay'] and holds(credential, State.APPLIED,
+                                         header.message_id):
             # Applied before, but the ack was lost with the connection
             # (a broker node or the consumer went away): acknowledge it
             # again, apply nothing twice.

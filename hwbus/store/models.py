@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -66,6 +67,13 @@ class Credential(Base):
             'user_deleted_at': _iso(self.user_deleted_at),
             'issued_by': self.issued_by,
         }
+
+
+def holds(credential: Any, state: State, message_id: str) -> bool:
+    """The boot is in ``state`` because of this very message (so the
+    message is being seen again: a redelivery or a replay)."""
+    return (credential.state == state.value
+            and credential.message_id == message_id)
 
 
 def _iso(value: datetime.datetime | None) -> str | None:

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from stevedore import driver
 
-from hwbus.store import Credential
+from hwbus.store import Credential, State
+from hwbus.store.models import holds
 
 NAMESPACE = 'hwbus.appliers'
 
@@ -39,8 +40,7 @@ class Context:
         """This very message was received before (by this or another
         consumer) and not finished: an earlier attempt may have reached
         Ironic already."""
-        return (self.credential.state == 'received'
-                and self.credential.message_id == self.message_id)
+        return holds(self.credential, State.RECEIVED, self.message_id)
 
     @property
     def boot_mac(self) -> str | None:
