@@ -154,7 +154,7 @@ def _write_node(node_ident: str, cmdline: str) -> None:
     They hold this boot's password and key until the credential is used
     or expires, readable to whoever may read the node's driver_info.
     """
-    from hwbus.consumer import ironic
+    from hwbus import ironic
 
     connection = ironic.connect(CONF)
     with ironic.calling('node update'):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from hwbus.consumer import appliers, ironic
+from hwbus import ironic
+from hwbus.consumer import appliers
 from hwbus.consumer.pipeline import Pipeline
 from hwbus.consumer.service import Settings
 from hwbus.credentials import Credentials

@@ -13,9 +13,9 @@ import pytest
 
 from hwbus import envelope, keys
 from hwbus.consumer.appliers import Applied
-from hwbus.consumer.ironic import IronicUnavailable, NodeNotFound
 from hwbus.consumer.pipeline import APPLIED, DEAD, RETRY, Pipeline
 from hwbus.credentials import UnknownCredential
+from hwbus.ironic import IronicUnavailable, NodeNotFound
 from hwbus.store.api import utcnow
 
 DOC = json.loads((pathlib.Path(__file__).parents[1] / 'fixtures' /

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hwbus.consumer import ironic
+from hwbus import ironic
 from hwbus.consumer.appliers import Applied, Context
 
 GIB = 1024 ** 3

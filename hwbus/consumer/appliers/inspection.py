@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbus.consumer import ironic
+from hwbus import ironic
 from hwbus.consumer.appliers import Applied, Context
 
 

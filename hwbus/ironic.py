@@ -1,4 +1,4 @@
-"""The consumer's handle on Ironic: openstacksdk, errors sorted by family.
+"""hwbus's handle on Ironic: openstacksdk, errors sorted by family.
 
 Ironic answers 409 while a node is locked and 503 while it starts; those
 and every connection failure are transient, so the message waits. A 4xx
