@@ -100,3 +100,242 @@ def test_fast_validator_agrees_with_jsonschema_on_every_mutation():
                 assert inventory.is_valid(mutated) == slow, (path, value)
                 checked += 1
     assert checked > 2000
+
+
+# Every value in a document has a bound --------------------------------------
+#
+# The schema is the only gate between a signed message and Ironic: a holder
+# of a valid per-boot credential can sign anything. So no value may be
+# unbounded, and the rule is checked on the schema itself, node by node,
+# rather than field by field.
+
+MACHINES = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
+RECORDED = sorted(p.parent.name for p in MACHINES.glob('*/expected.json'))
+
+# Keywords whose values are subschemas, and every other keyword the schema
+# may use. Anything else (anyOf, $ref, ...) fails the walk below, so a new
+# construct cannot carry an unbounded branch past it.
+_SUBSCHEMA_KEYWORDS = {'properties', 'items', 'prefixItems',
+                       'additionalProperties', 'propertyNames'}
+_OTHER_KEYWORDS = {'$schema', '$id', 'title', 'description', 'type',
+                   'required', 'enum', 'const', 'minimum', 'maximum',
+                   'minLength', 'maxLength', 'pattern', 'minItems',
+                   'maxItems', 'maxProperties'}
+# The one place that takes arbitrary JSON: site collectors' own plugin_data
+# keys (their number and names are bounded; their size only by the
+# envelope's 1 MiB).
+_OPEN_OBJECTS = {('properties', 'plugin_data')}
+
+
+def _subschemas(path=(), node=None):
+    """(path, node) for the schema and every subschema in it."""
+    node = inventory.schema() if node is None else node
+    yield path, node
+    for key in _SUBSCHEMA_KEYWORDS & node.keys():
+        value = node[key]
+        if key == 'properties':
+            for name, child in value.items():
+                yield from _subschemas((*path, key, name), child)
+        elif key == 'prefixItems':
+            for index, child in enumerate(value):
+                yield from _subschemas((*path, key, index), child)
+        elif isinstance(value, dict):
+            yield from _subschemas((*path, key), value)
+
+
+def _unbounded(path, node) -> list[str]:
+    """What is wrong with one schema node under the every-value-bounded
+    rule; empty when nothing is."""
+    wrong = [f'unknown keyword {k}' for k in node.keys() -
+             _SUBSCHEMA_KEYWORDS - _OTHER_KEYWORDS]
+    if 'enum' in node or 'const' in node:
+        return wrong
+    types = node.get('type')
+    types = {types} if isinstance(types, str) else set(types or ())
+    if not types:
+        wrong.append('no type: anything goes')
+    if types & {'integer', 'number'}:
+        low, high = node.get('minimum'), node.get('maximum')
+        if low is None or high is None or not low <= high:
+            wrong.append(f'number without minimum and maximum '
+                         f'({low}, {high})')
+    if 'string' in types and 'maxLength' not in node:
+        wrong.append('string without maxLength')
+    if 'array' in types:
+        if 'maxItems' not in node:
+            wrong.append('array without maxItems')
+        if 'items' not in node and not (
+                'prefixItems' in node and
+                node.get('maxItems', 1e9) <= len(node['prefixItems'])):
+            wrong.append('array items without a schema')
+    if 'object' in types and node.get('additionalProperties') is not False:
+        if 'maxProperties' not in node:
+            wrong.append('open object without maxProperties')
+        if 'maxLength' not in node.get('propertyNames', {}):
+            wrong.append('open object without propertyNames.maxLength')
+        if node.get('additionalProperties', True) is True and \
+                path not in _OPEN_OBJECTS:
+            wrong.append('object takes any value under any extra key')
+    return wrong
+
+
+def test_every_value_in_the_schema_has_a_bound():
+    """Every integer and number has a minimum and a maximum, every string
+    a maxLength (or an enum), every array maxItems, every object either no
+    extra keys or a bounded number of bounded ones."""
+    found = {'/'.join(map(str, path)) or '(root)': wrong
+             for path, node in _subschemas()
+             if (wrong := _unbounded(path, node))}
+    assert found == {}
+
+
+def test_the_bound_walk_sees_every_number_in_the_schema():
+    """The walk above reaches every numeric node: as many as the schema
+    text has "integer" and "number" types."""
+    text = json.dumps(inventory.schema())
+    numeric = sum(1 for _, node in _subschemas()
+                  if _numeric_schema_node(node))
+    assert numeric == text.count('"integer"') + text.count('"number"')
+    assert numeric >= 45
+
+
+def test_the_bound_walk_refuses_unbounded_nodes():
+    assert _unbounded((), {'type': 'integer', 'minimum': 0})
+    assert _unbounded((), {'type': ['string', 'null']})
+    assert _unbounded((), {'type': 'array', 'items': {}})
+    assert _unbounded((), {'type': 'object', 'maxProperties': 3})
+    assert _unbounded((), {'anyOf': [{'type': 'integer'}]})
+    assert not _unbounded((), {'type': 'string', 'enum': ['a']})
+
+
+def _with(document, path, value):
+    document = copy.deepcopy(document)
+    node = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return document
+
+
+def _both_validators(document) -> tuple[bool, bool]:
+    """(fastjsonschema's answer, jsonschema's answer): valid or not."""
+    slow = not any(True for _ in inventory._validator().iter_errors(document))
+    return inventory.is_valid(document), slow
+
+
+def test_documents_with_absurd_memory_cpus_or_disks_are_invalid():
+    """The values that once reached Ironic, and their neighbours."""
+    base = inventory.empty_document()
+    disk = json.loads((MACHINES / 'qemu-guest' / 'expected.json')
+                      .read_text())['inventory']['disks'][0]
+    base['inventory']['disks'] = [disk]
+    assert _both_validators(base) == (True, True)
+    for path, value in [
+            (('inventory', 'memory', 'physical_mb'), 10 ** 30),
+            (('inventory', 'memory', 'total'), 10 ** 30),
+            (('inventory', 'cpu', 'count'), 2 ** 63),
+            (('inventory', 'cpu', 'socket_count'), 2 ** 63),
+            (('inventory', 'disks', 0, 'size'), 2 ** 60 + 1),
+            (('inventory', 'disks', 0, 'size'), 10 ** 30),
+            (('inventory', 'cpu', 'frequency'), '1' * 30),
+            (('inventory', 'cpu', 'frequency'), '1e309')]:
+        document = _with(base, path, value)
+        assert not inventory.is_valid(document), (path, value)
+        where = '/'.join(map(str, path))
+        assert any(p.startswith(where) for p in inventory.problems(document))
+        assert _both_validators(document) == (False, False), (path, value)
+
+
+def _numeric_schema(path):
+    """The schema node a document path leads to, when it is numeric."""
+    node = inventory.schema()
+    for key in path:
+        if isinstance(key, int):
+            prefix = node.get('prefixItems', [])
+            node = prefix[key] if key < len(prefix) else node.get('items')
+        elif key in node.get('properties', {}):
+            node = node['properties'][key]
+        else:
+            node = node.get('additionalProperties')
+        if not isinstance(node, dict):
+            return None
+    return node if _numeric_schema_node(node) else None
+
+
+def _numeric_schema_node(node) -> bool:
+    types = node.get('type', [])
+    return bool({'integer', 'number'} &
+                set([types] if isinstance(types, str) else types))
+
+
+def _numeric_documents():
+    """The recorded machines, the docs example (it keeps the collection
+    timings) and one machine with LLDP heard: between them every numeric
+    field of the schema."""
+    documents = [json.loads((MACHINES / name / 'expected.json').read_text())
+                 for name in RECORDED]
+    documents.append(json.loads(EXAMPLE.read_text()))
+    heard = copy.deepcopy(documents[0])
+    heard['inventory']['interfaces'][0]['lldp'] = [[1, '04aa']]
+    heard['plugin_data']['lldp_raw'] = {'eth0': [[1, '04aa']]}
+    return [*documents, heard]
+
+
+def test_each_numeric_bound_is_enforced_by_both_validators():
+    """On real documents, every numeric field of the schema (null ones
+    too) takes its minimum and maximum and refuses one past either, and
+    the consumer's fast validator agrees with jsonschema on each."""
+    seen = set()
+    for document in _numeric_documents():
+        for path in json_paths(document):
+            node = _numeric_schema(path)
+            if node is None or path == () or id(node) in seen:
+                continue
+            seen.add(id(node))
+            low, high = node['minimum'], node['maximum']
+            for value, valid in [(low, True), (high, True),
+                                 (low - 1, False), (high + 1, False)]:
+                answers = _both_validators(_with(document, path, value))
+                assert answers == (valid, valid), (path, value)
+    numeric = {id(node) for path, node in _subschemas()
+               if _numeric_schema_node(node)}
+    assert seen == numeric
+
+
+@pytest.mark.parametrize('frequency', [
+    '', '0', '3500', '3500.0000', '2445.406', '50.00', '9999999.9999'])
+def test_cpu_frequency_takes_what_the_cpu_collector_prints(frequency):
+    document = inventory.empty_document()
+    document['inventory']['cpu']['frequency'] = frequency
+    assert _both_validators(document) == (True, True)
+
+
+@pytest.mark.parametrize('frequency', [
+    '10000000', '-1', '3500.', '.5', '3,500', '3500 MHz', '1e3', 'NaN',
+    ' 3500', '3500.0\n', '1.' + '0' * 17])
+def test_cpu_frequency_refuses_anything_but_a_short_decimal(frequency):
+    document = inventory.empty_document()
+    document['inventory']['cpu']['frequency'] = frequency
+    assert _both_validators(document) == (False, False)
+
+
+def test_a_trailing_newline_does_not_slip_past_a_pattern():
+    """Python's re lets "$" match before a final newline; fastjsonschema
+    does not. Every pattern ends "$(?!\\n)" so both refuse it."""
+    for path, value in [
+            (('inventory', 'bmc_mac'), '52:54:00:12:34:56\n'),
+            (('inventory', 'boot', 'pxe_interface'), '52:54:00:12:34:56\n'),
+            (('plugin_data', 'lldp_raw'), {'eth0': [[1, 'aa\n']]})]:
+        document = _with(inventory.empty_document(), path, value)
+        assert _both_validators(document) == (False, False), path
+    patterns = [node['pattern'] for _, node in _subschemas()
+                if 'pattern' in node]
+    assert patterns and all(p.endswith('$(?!\\n)') or not p.endswith('$')
+                            for p in patterns)
+
+
+@pytest.mark.parametrize('name', RECORDED)
+def test_every_recorded_machine_is_within_the_bounds(name):
+    document = json.loads((MACHINES / name / 'expected.json').read_text())
+    assert inventory.problems(document) == []
+    assert _both_validators(document) == (True, True)
