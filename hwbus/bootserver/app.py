@@ -6,10 +6,16 @@ and answers an iPXE script that boots the hwbus ramdisk with the boot's
 outstanding credentials, the broker unreachable) answer an iPXE script
 too, which prints why on the machine's console and exits, so firmware
 falls through to its next boot device instead of hanging.
+
+Only GET has effects: HEAD and every other method on /boot.ipxe are
+answered 405 (``Allow: GET``) and issue nothing. Client-supplied text
+(the raw MAC, the method) reaches logs and scripts only through
+``printable()`` or ``repr()``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from typing import Any
@@ -24,44 +30,84 @@ LOG = logging.getLogger(__name__)
 IMAGES = ('vmlinuz', 'initramfs.zst')
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """Text safe for one log line or one iPXE ``echo``: control and
+    non-ASCII characters escaped, cut at ``limit`` characters."""
+    escaped = ''.join(c if ' ' <= c <= '~' else
+                      c.encode('unicode_escape').decode('ascii')
+                      for c in text[:limit])
+    return escaped + ('...' if len(text) > limit else '')
+
+
 def _script(lines: list[str], status: int = 200) -> flask.Response:
     return flask.Response('#!ipxe\n' + '\n'.join(lines) + '\n',
                           status=status, mimetype='text/plain')
 
 
-def _refuse(why: str, status: int) -> flask.Response:
-    LOG.warning('boot request refused: %s', why)
-    safe = why.replace('\n', ' ')[:200]
+def _refuse(why: str, status: int, client: str) -> flask.Response:
+    """An iPXE script that prints why and exits, so the firmware moves on
+    to its next boot device; one log line naming the client."""
+    safe = printable(why)
+    LOG.warning('boot request from %s refused (%d): %s', client, status,
+                safe)
     return _script([f'echo hwbus: boot refused: {safe}', 'sleep 10',
                     'exit 1'], status)
 
 
+def _networks(addresses: list[str]) -> list[Any]:
+    return [ipaddress.ip_network(a.strip(), strict=False)
+            for a in addresses if a.strip()]
+
+
+def client_address(proxies: list[Any]) -> str:
+    """The address the per-client limits count: the peer, or, when the
+    peer is a trusted proxy, the address it appended to X-Forwarded-For
+    (the last one; earlier ones are the client's own word)."""
+    peer = flask.request.remote_addr or '-'
+    if not proxies:
+        return peer
+    try:
+        if not any(ipaddress.ip_address(peer) in net for net in proxies):
+            return peer
+        forwarded = flask.request.headers.get('X-Forwarded-For', '')
+        return str(ipaddress.ip_address(forwarded.split(',')[-1].strip()))
+    except ValueError:
+        return peer
+
+
 def create_app(credentials: Credentials, conf: Any,
                limiter: Limiter | None = None) -> flask.Flask:
-    """The application; ``conf`` is the [bootserver] and [credentials]
-    option groups' parent (oslo CONF or any object with the same shape)."""
+    """The application; ``conf`` is the [bootserver] and [ramdisk] option
+    groups' parent (oslo CONF or any object with the same shape)."""
     group = conf.bootserver
-    limiter = limiter or Limiter(group.per_mac_interval, group.global_rate,
-                                 group.global_burst)
+    limiter = limiter or Limiter.from_conf(group)
+    proxies = _networks(group.trusted_proxies)
     app = flask.Flask('hwbus.bootserver')
 
-    @app.get('/boot.ipxe')
+    def base_url() -> str:
+        return (group.public_url or flask.request.host_url).rstrip('/')
+
+    @app.get('/boot.ipxe', provide_automatic_options=False)
     def boot() -> flask.Response:
+        client = client_address(proxies)
+        if flask.request.method != 'GET':
+            # Werkzeug routes HEAD to GET handlers: only GET has effects.
+            return _only_get(client)
         raw = flask.request.args.get('mac')
         if raw is None:
             # iPXE does not expand settings in a DHCP boot file name: ask
             # it to come back with its MAC.
-            return _script([f'chain {flask.request.base_url}'
+            return _script([f'chain {base_url()}/boot.ipxe'
                             '?mac=${net0/mac}'])
         try:
             mac = normalize_mac(raw)
-        except BadMac as exc:
-            return _refuse(str(exc), 400)
-        why = limiter.check(mac)
+        except BadMac as exc:  # its text holds repr() of the raw value
+            return _refuse(str(exc), 400, client)
+        why = limiter.check(client, mac)
         if why:
-            return _refuse(why, 429)
+            return _refuse(why, 429, client)
         try:
-            issued = credentials.issue(mac=mac, ttl=conf.credentials.ttl,
+            issued = credentials.issue(mac=mac, ttl=group.credential_ttl,
                                        after=conf.ramdisk.after,
                                        issued_by='bootserver',
                                        lldp=conf.ramdisk.lldp_timeout)
@@ -69,12 +115,11 @@ def create_app(credentials: Credentials, conf: Any,
             status = 503 if exc.reason in ('too-many-outstanding',
                                            'broker-unavailable',
                                            'store-unavailable') else 500
-            return _refuse(f'{exc.reason}: {exc}', status)
-        base = (group.public_url or flask.request.host_url).rstrip('/')
-        kernel = group.kernel_url or f'{base}/images/vmlinuz'
-        initrd = group.initrd_url or f'{base}/images/initramfs.zst'
-        LOG.info('issued boot %s for %s (expires %s)',
-                 issued.credential.boot_id, mac,
+            return _refuse(f'{exc.reason}: {exc}', status, client)
+        kernel = group.kernel_url or f'{base_url()}/images/vmlinuz'
+        initrd = group.initrd_url or f'{base_url()}/images/initramfs.zst'
+        LOG.info('issued boot %s for %s to %s (expires %s)',
+                 issued.credential.boot_id, mac, client,
                  issued.credential.expires_at)
         return _script([
             f'echo hwbus: discovery boot {issued.credential.boot_id} for '
@@ -83,6 +128,19 @@ def create_app(credentials: Credentials, conf: Any,
             f'{issued.cmdline} BOOTIF=01-${{net0/mac:hexhyp}}',
             f'initrd {initrd}',
             'boot'])
+
+    def _only_get(client: str) -> flask.Response:
+        response = _refuse(f'{printable(flask.request.method, 20)} '
+                           f'/boot.ipxe: only GET issues a credential', 405,
+                           client)
+        response.headers['Allow'] = 'GET'
+        return response
+
+    @app.errorhandler(405)
+    def not_allowed(exc: Exception) -> Any:
+        if flask.request.path == '/boot.ipxe':
+            return _only_get(client_address(proxies))
+        return exc
 
     @app.get('/images/<name>')
     def image(name: str) -> flask.Response:

@@ -1,48 +1,83 @@
-"""Rate limits for credential issuance: per MAC and for everyone.
+"""Rate limits for credential issuance: per client, per MAC, for everyone.
 
-In memory, per process: run one boot server process per site (or put the
-limits in front of several with a proxy). The per-MAC limit stops one
-machine looping in PXE from minting credentials; the global token bucket
-caps a flood from many (spoofed) MACs; ``[credentials] max_outstanding``
-caps what is left unused whatever the rates.
+Moving windows from the ``limits`` library, in memory, per process: run
+one boot server process per site (nginx in front may add its own limits,
+docs/bootserver.md). Each limit is "at most N credentials in any T
+seconds", so a spent budget comes back at most T seconds later:
+
+* per client address: one host cannot mint credentials for many MACs
+  and so pin ``[credentials] max_outstanding`` for everyone;
+* per MAC from one client address: one machine looping in PXE cannot
+  mint credentials in a loop, and, because the key includes the
+  address, no other host can spend a real machine's budget and lock it
+  out;
+* for everyone: a flood from many addresses meets the global rate.
+
+A request is counted against all three only when all three allow it, so
+a refusal spends nothing: a real machine refused by the global limit has
+not used up its own budget.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable
+from typing import Any
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 
 class Limiter:
-    def __init__(self, per_mac_interval: float, rate: float, burst: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_mac_interval = per_mac_interval
-        self.rate = rate
-        self.burst = burst
-        self.clock = clock
-        self._tokens = float(burst)
-        self._updated = clock()
-        self._last: dict[str, float] = {}
+    """The boot server's three limits; ``check()`` counts a request."""
+
+    def __init__(self, per_client_burst: int = 10,
+                 per_client_interval: int = 60, per_mac_burst: int = 2,
+                 per_mac_interval: int = 10, global_rate: float = 20.0,
+                 global_burst: int = 100,
+                 storage: MemoryStorage | None = None) -> None:
+        self._strategy = MovingWindowRateLimiter(storage or MemoryStorage())
+        # The global token bucket of before, as a moving window: at most
+        # global_burst in the time global_rate takes to issue as many.
+        global_interval = max(1, math.ceil(global_burst / global_rate))
+        self._limits = [
+            ('client', RateLimitItemPerSecond(per_client_burst,
+                                              per_client_interval,
+                                              namespace='client'),
+             'too many boot requests from {client}'),
+            ('mac', RateLimitItemPerSecond(per_mac_burst, per_mac_interval,
+                                           namespace='mac'),
+             '{mac} asked for too many credentials from {client}'),
+            ('global', RateLimitItemPerSecond(global_burst, global_interval,
+                                              namespace='global'),
+             'too many boot requests right now'),
+        ]
         self._lock = threading.Lock()
 
-    def check(self, mac: str) -> str | None:
-        """None when this MAC may be issued a credential now, else why not."""
+    @classmethod
+    def from_conf(cls, group: Any) -> Limiter:
+        """The limits of a [bootserver] option group."""
+        return cls(per_client_burst=group.per_client_burst,
+                   per_client_interval=group.per_client_interval,
+                   per_mac_burst=group.per_mac_burst,
+                   per_mac_interval=group.per_mac_interval,
+                   global_rate=group.global_rate,
+                   global_burst=group.global_burst)
+
+    def check(self, client: str, mac: str) -> str | None:
+        """None when ``client`` may be issued a credential for ``mac`` now
+        (and the request is counted), else why not and when to retry."""
+        keys = {'client': (client,), 'mac': (client, mac), 'global': ()}
         with self._lock:
-            now = self.clock()
-            last = self._last.get(mac)
-            if last is not None and now - last < self.per_mac_interval:
-                return (f'{mac} was issued a credential '
-                        f'{now - last:.0f} s ago; retry in '
-                        f'{self.per_mac_interval - (now - last):.0f} s')
-            self._tokens = min(self.burst, self._tokens +
-                               (now - self._updated) * self.rate)
-            self._updated = now
-            if self._tokens < 1:
-                return 'too many boot requests right now'
-            self._tokens -= 1
-            self._last[mac] = now
-            if len(self._last) > 100000:  # forget the oldest half
-                for key in sorted(self._last, key=self._last.get)[:50000]:
-                    del self._last[key]
-            return None
+            for name, item, why in self._limits:
+                if not self._strategy.test(item, *keys[name]):
+                    stats = self._strategy.get_window_stats(item,
+                                                            *keys[name])
+                    retry = max(1, math.ceil(stats.reset_time - time.time()))
+                    return (why.format(client=client, mac=mac) +
+                            f'; retry in {retry} s')
+            for name, item, _why in self._limits:
+                self._strategy.hit(item, *keys[name])
+        return None

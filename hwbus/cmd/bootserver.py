@@ -2,20 +2,21 @@
 
     hwbus-bootserver --config-file /etc/hwbus/hwbus.conf
 
-Serves with cheroot (CherryPy's production WSGI server, the one Ironic's
-own API uses) on [bootserver] host:port, over HTTPS when a certificate is
-configured; ``hwbus.bootserver.wsgi:application`` suits any other WSGI
-server.
+Serves with Hypercorn on an asyncio event loop (hwbus.bootserver.server:
+slow clients hold no thread, request heads have a size and a time limit)
+on [bootserver] host:port, over HTTPS when a certificate is configured.
+``hwbus.bootserver.app.create_app`` is a WSGI application for any other
+server; docs/bootserver.md has the nginx setup for production.
 """
 
 from __future__ import annotations
 
-import signal
+import resource
 import sys
-from typing import Any
 
 from oslo_log import log
 
+from hwbus.bootserver import server
 from hwbus.bootserver.app import create_app
 from hwbus.cmd import setup_service
 from hwbus.cmd.manage import make_credentials
@@ -23,20 +24,18 @@ from hwbus.cmd.manage import make_credentials
 LOG = log.getLogger(__name__)
 
 
-def make_server(app: Any, conf: Any) -> Any:
-    """The WSGI server for [bootserver], TLS-wrapped when configured."""
-    from cheroot import wsgi
-
-    group = conf.bootserver
-    server = wsgi.Server((group.host, group.port), app,
-                         numthreads=group.threads,
-                         server_name='hwbus-bootserver')
-    if group.cert_file:
-        from cheroot.ssl.builtin import BuiltinSSLAdapter
-
-        server.ssl_adapter = BuiltinSSLAdapter(group.cert_file,
-                                               group.key_file)
-    return server
+def _raise_file_limit() -> int:
+    """Every connection is a file descriptor: allow as many as the hard
+    limit does (1,024 is a common soft limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1048576 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,15 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     if bool(group.cert_file) != bool(group.key_file):
         LOG.error('[bootserver] cert_file and key_file go together')
         return 2
-    server = make_server(create_app(make_credentials(), conf), conf)
-
-    def _exit(*_args: Any) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, _exit)
-    LOG.info('hwbus-bootserver listening on %s://%s:%d',
-             'https' if group.cert_file else 'http', group.host, group.port)
-    server.safe_start()  # returns after SIGTERM or SIGINT, stopped
+    app = create_app(make_credentials(), conf)
+    files = _raise_file_limit()
+    LOG.info('hwbus-bootserver listening on %s://%s:%d (request heads: '
+             '%d bytes within %.0f s; %d + %d image threads; %d open '
+             'files)', 'https' if group.cert_file else 'http', group.host,
+             group.port, group.max_header_size, group.header_timeout,
+             group.threads, group.image_threads, files)
+    server.serve(app, group)  # returns after SIGTERM or SIGINT
     return 0
 
 

@@ -13,7 +13,35 @@ OPTS = [
     cfg.PortOpt('port', default=8086,
                 help='Port the boot server listens on.'),
     cfg.IntOpt('threads', default=8, min=1,
-               help='Requests served at once.'),
+               help='Worker threads answering boot scripts and health '
+                    'checks. A request reaches one only once its head is '
+                    'complete, so slow clients do not hold them.'),
+    cfg.IntOpt('image_threads', default=8, min=1,
+               help='Worker threads serving /images/, apart from the '
+                    'others: each download in progress holds one, so '
+                    'slow downloads can never delay a boot script. Serve '
+                    'the images from nginx (or kernel_url, initrd_url) '
+                    'for many machines at once.'),
+    cfg.FloatOpt('header_timeout', default=10.0, min=1.0,
+                 help='Seconds a client has to send a complete request '
+                      'head, from the moment it connects (after the TLS '
+                      'handshake) or its previous response ended; then '
+                      'the connection is closed. Also the TLS handshake\'s '
+                      'own limit.'),
+    cfg.IntOpt('max_header_size', default=8192, min=1024,
+               help='Bytes a request head may have at most (request line '
+                    'and headers); a larger one is answered 431 and the '
+                    'connection closed. iPXE sends a few hundred.'),
+    cfg.FloatOpt('send_timeout', default=60.0, min=1.0,
+                 help='Seconds a client may take to accept the next part '
+                      'of a response (an image download); then the '
+                      'response is abandoned, the connection closed and '
+                      'its worker thread freed.'),
+    cfg.ListOpt('trusted_proxies', default=[],
+                help='Addresses of reverse proxies (nginx) in front of the '
+                     'boot server. For a request from one of them the '
+                     'client address, which the per-client limits count, '
+                     'is the last address of X-Forwarded-For.'),
     cfg.StrOpt('cert_file',
                help='PEM certificate (chain) to serve HTTPS with. iPXE '
                     'verifies it only against the CAs built into it (or '
@@ -35,15 +63,41 @@ OPTS = [
                     'the image URLs. Unset: taken from each request.'),
     cfg.StrOpt('kernel_args', default='console=tty0 console=ttyS0,115200n8',
                help='Kernel arguments added before the hwbus.* ones.'),
-    cfg.FloatOpt('per_mac_interval', default=30.0, min=0.0,
-                 help='Seconds before one MAC may get another credential. A '
-                      'machine looping in PXE cannot mint credentials.'),
+    cfg.IntOpt('credential_ttl', default=900, min=60,
+               help='Seconds a credential the boot server issues stays '
+                    'valid when it is never used (instead of '
+                    '[credentials] ttl): long enough for a machine to '
+                    'load the ramdisk, collect and publish, short so '
+                    'that unused ones stop counting against '
+                    '[credentials] max_outstanding soon.'),
+    cfg.IntOpt('per_client_burst', default=10, min=1,
+               help='Credentials one client address may be issued in any '
+                    'per_client_interval seconds. A machine needs one per '
+                    'boot; the default lets one address hold at most '
+                    'per_client_burst * credential_ttl / '
+                    'per_client_interval (150) credentials at once, so '
+                    'one host cannot reach [credentials] max_outstanding '
+                    'and lock every other machine out.'),
+    cfg.IntOpt('per_client_interval', default=60, min=1,
+               help='Seconds of the per-client window (see '
+                    'per_client_burst).'),
+    cfg.IntOpt('per_mac_burst', default=2, min=1,
+               help='Credentials one MAC may be issued from one client '
+                    'address in any per_mac_interval seconds, so a '
+                    'machine looping in PXE cannot mint credentials in a '
+                    'loop. The client address is part of the key: no '
+                    'other host can spend a machine\'s budget.'),
+    cfg.IntOpt('per_mac_interval', default=10, min=1,
+               help='Seconds of the per-MAC window: a machine that spent '
+                    'its per_mac_burst waits at most this long.'),
     cfg.FloatOpt('global_rate', default=20.0, min=0.1,
-                 help='Credentials issued per second at most, all MACs '
-                      'together (token bucket).'),
+                 help='Credentials issued per second at most, all clients '
+                      'together, on average: at most global_burst in any '
+                      'global_burst / global_rate seconds (rounded up to '
+                      'a whole second).'),
     cfg.IntOpt('global_burst', default=100, min=1,
-               help='Credentials that may be issued at once above the '
-                    'global rate (token bucket size).'),
+               help='Credentials that may be issued at once, all clients '
+                    'together (see global_rate).'),
 ]
 
 

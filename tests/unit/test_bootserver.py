@@ -1,10 +1,14 @@
-"""The boot server's answers, with a fake issuer (the real one is in e2e)."""
+"""The boot server's answers, with a fake issuer (the real one is in e2e
+and tests/functional/test_bootserver_attacks.py)."""
 
+import asyncio
+import logging
 import types
 
 import pytest
 
-from hwbus.bootserver.app import create_app
+from hwbus.bootserver import server
+from hwbus.bootserver.app import create_app, printable
 from hwbus.bootserver.ratelimit import Limiter
 from hwbus.credentials import TooManyOutstanding
 
@@ -12,12 +16,14 @@ from hwbus.credentials import TooManyOutstanding
 class FakeCredentials:
     def __init__(self, fail=None):
         self.issued = []
+        self.ttls = []
         self.fail = fail
 
     def issue(self, mac, ttl, after, issued_by, lldp):
         if self.fail:
             raise self.fail
         self.issued.append(mac)
+        self.ttls.append(ttl)
         credential = types.SimpleNamespace(boot_id=f'boot{len(self.issued)}',
                                            expires_at='later')
         return types.SimpleNamespace(
@@ -26,14 +32,29 @@ class FakeCredentials:
                     f'{len(self.issued)} hwbus.key=KEY')
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """A fake clock for the limits: ``clock[0]`` is the time. limits'
+    memory storage reads time.time() of its own module, replaced here."""
+    import limits.storage.memory
+
+    now = [1000.0]
+    monkeypatch.setattr(limits.storage.memory, 'time',
+                        types.SimpleNamespace(time=lambda: now[0]))
+    return now
+
+
 def _conf(tmp_path, **bootserver):
     group = dict(image_dir=str(tmp_path), kernel_url=None, initrd_url=None,
                  public_url=None, kernel_args='console=ttyS0',
-                 per_mac_interval=30.0, global_rate=20.0, global_burst=100)
+                 credential_ttl=900, per_client_burst=10,
+                 per_client_interval=60, per_mac_burst=2,
+                 per_mac_interval=10, global_rate=20.0, global_burst=100,
+                 trusted_proxies=[])
     group.update(bootserver)
     return types.SimpleNamespace(
         bootserver=types.SimpleNamespace(**group),
-        credentials=types.SimpleNamespace(ttl=600),
+        credentials=types.SimpleNamespace(ttl=3600),
         ramdisk=types.SimpleNamespace(after='poweroff', lldp_timeout=0.0))
 
 
@@ -43,6 +64,11 @@ def _client(tmp_path, credentials=None, limiter=None, **bootserver):
     return app.test_client()
 
 
+def _boot(client, mac, address='127.0.0.1', **kwargs):
+    return client.get(f'/boot.ipxe?mac={mac}',
+                      environ_base={'REMOTE_ADDR': address}, **kwargs)
+
+
 def test_a_boot_gets_the_ramdisk_with_its_parameters(tmp_path):
     creds = FakeCredentials()
     client = _client(tmp_path, creds)
@@ -50,6 +76,7 @@ def test_a_boot_gets_the_ramdisk_with_its_parameters(tmp_path):
     text = response.get_data(as_text=True)
     assert response.status_code == 200 and text.startswith('#!ipxe\n')
     assert creds.issued == ['52:54:00:ab:cd:ef']
+    assert creds.ttls == [900]  # [bootserver] credential_ttl, not 3600
     assert 'kernel http://localhost/images/vmlinuz initrd=initramfs.zst ' \
            'console=ttyS0 hwbus.url=' in text
     assert 'BOOTIF=01-${net0/mac:hexhyp}' in text
@@ -60,6 +87,9 @@ def test_a_boot_gets_the_ramdisk_with_its_parameters(tmp_path):
 def test_without_a_mac_ipxe_is_asked_to_come_back_with_it(tmp_path):
     text = _client(tmp_path).get('/boot.ipxe').get_data(as_text=True)
     assert 'chain http://localhost/boot.ipxe?mac=${net0/mac}' in text
+    text = _client(tmp_path, public_url='https://boot.example/').get(
+        '/boot.ipxe').get_data(as_text=True)
+    assert 'chain https://boot.example/boot.ipxe?mac=${net0/mac}' in text
 
 
 @pytest.mark.parametrize('mac', ['nonsense', '01:00:5e:00:00:01',
@@ -72,28 +102,145 @@ def test_malformed_macs_are_refused_without_issuing(tmp_path, mac):
     assert creds.issued == []
 
 
+def test_client_text_reaches_the_log_and_the_script_escaped(tmp_path,
+                                                           caplog):
+    caplog.set_level(logging.INFO, logger='hwbus.bootserver')
+    creds = FakeCredentials()
+    response = _client(tmp_path, creds).get(
+        '/boot.ipxe?mac=52:54%0d%0aFORGED%20line%1b[31m%c3%a9')
+    assert response.status_code == 400 and creds.issued == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and 'from 127.0.0.1 refused (400)' in lines[0]
+    for text in (lines[0], response.get_data(as_text=True).splitlines()[1]):
+        assert not any(c in text for c in '\r\n\x1b\xe9')
+        assert '\\r\\nFORGED line\\x1b[31m' in text
+    assert printable('a\x00\u2028' + 'x' * 300) == \
+        'a\\x00\\u2028' + 'x' * 197 + '...'
+
+
+@pytest.mark.parametrize('method', ['HEAD', 'POST', 'PUT', 'DELETE',
+                                    'PATCH', 'OPTIONS'])
+def test_only_get_issues_a_credential(tmp_path, method):
+    creds = FakeCredentials()
+    client = _client(tmp_path, creds)
+    response = client.open('/boot.ipxe?mac=52:54:00:00:00:01',
+                           method=method)
+    assert response.status_code == 405
+    assert response.headers['Allow'] == 'GET'
+    assert creds.issued == []
+    # and it spent nothing: the machine's own GETs still get their burst
+    codes = [_boot(client, '52:54:00:00:00:01').status_code
+             for _ in range(2)]
+    assert codes == [200, 200] and len(creds.issued) == 2
+
+
+def test_head_on_an_image_is_still_answered(tmp_path):
+    (tmp_path / 'vmlinuz').write_bytes(b'kernel')
+    response = _client(tmp_path).head('/images/vmlinuz')
+    assert response.status_code == 200 and response.data == b''
+    assert response.headers['Content-Length'] == '6'
+
+
 def test_one_mac_cannot_mint_credentials_in_a_loop(tmp_path):
     creds = FakeCredentials()
     client = _client(tmp_path, creds)
-    codes = [client.get('/boot.ipxe?mac=52:54:00:00:00:01').status_code
+    codes = [_boot(client, '52:54:00:00:00:01').status_code
              for _ in range(5)]
-    assert codes == [200, 429, 429, 429, 429]
-    assert len(creds.issued) == 1
+    assert codes == [200, 200, 429, 429, 429]
+    assert len(creds.issued) == 2
+    assert 'retry in' in _boot(client, '52:54:00:00:00:01').get_data(
+        as_text=True)
 
 
-def test_a_flood_from_many_macs_meets_the_global_bucket(tmp_path):
-    now = [0.0]
-    limiter = Limiter(per_mac_interval=30, rate=1.0, burst=10,
-                      clock=lambda: now[0])
+def test_a_spent_mac_budget_locks_a_machine_out_for_the_interval_at_most(
+        tmp_path, clock):
+    creds = FakeCredentials()
+    client = _client(tmp_path, creds, per_mac_interval=10, per_mac_burst=2)
+    mac = '52:54:00:00:00:07'
+    assert [_boot(client, mac).status_code for _ in range(3)] == \
+        [200, 200, 429]
+    clock[0] += 9.9
+    assert _boot(client, mac).status_code == 429
+    clock[0] += 0.2  # 10.1 s after the budget was spent
+    assert _boot(client, mac).status_code == 200
+    assert len(creds.issued) == 3
+
+
+def test_another_address_cannot_spend_a_machines_budget(tmp_path, clock):
+    creds = FakeCredentials()
+    client = _client(tmp_path, creds)
+    victim = '52:54:00:00:00:08'
+    codes = [_boot(client, victim, '10.0.0.66').status_code
+             for _ in range(6)]
+    assert codes.count(200) == 2
+    assert _boot(client, victim, '10.0.0.8').status_code == 200
+
+
+def test_one_client_is_limited_and_others_are_not(tmp_path, clock):
+    creds = FakeCredentials()
+    client = _client(tmp_path, creds, per_client_burst=10,
+                     per_client_interval=60)
+    codes = [_boot(client, f'52:54:00:00:01:{i:02x}', '10.0.0.66')
+             .status_code for i in range(40)]
+    assert codes == [200] * 10 + [429] * 30
+    refused = _boot(client, '52:54:00:00:02:01', '10.0.0.66')
+    assert 'too many boot requests from 10.0.0.66' in refused.get_data(
+        as_text=True)
+    # a real machine elsewhere is not affected
+    assert _boot(client, '52:54:00:00:03:01', '10.0.0.9').status_code == 200
+    clock[0] += 60.1  # the flooder's window has passed
+    assert _boot(client, '52:54:00:00:02:02', '10.0.0.66').status_code == 200
+    assert len(creds.issued) == 12
+
+
+def test_a_flood_from_many_addresses_meets_the_global_limit(tmp_path,
+                                                            clock):
+    limiter = Limiter(global_rate=1.0, global_burst=10)  # 10 in any 10 s
     creds = FakeCredentials()
     client = _client(tmp_path, creds, limiter)
-    codes = [client.get(f'/boot.ipxe?mac=52:54:00:00:01:{i:02x}').status_code
-             for i in range(50)]
+    codes = [_boot(client, f'52:54:00:00:01:{i:02x}', f'10.0.1.{i}')
+             .status_code for i in range(50)]
     assert codes.count(200) == 10 and codes.count(429) == 40
-    now[0] += 5  # five more tokens
-    codes = [client.get(f'/boot.ipxe?mac=52:54:00:00:02:{i:02x}').status_code
-             for i in range(10)]
-    assert codes.count(200) == 5
+    clock[0] += 5
+    assert _boot(client, '52:54:00:00:02:01', '10.0.2.1').status_code == 429
+    clock[0] += 5.1
+    codes = [_boot(client, f'52:54:00:00:02:{i:02x}', f'10.0.2.{i}')
+             .status_code for i in range(20)]
+    assert codes.count(200) == 10
+
+
+def test_a_refusal_spends_nothing(tmp_path, clock):
+    """A real machine refused by the global limit keeps its own budget."""
+    limiter = Limiter(global_rate=1.0, global_burst=10, per_mac_burst=2,
+                      per_mac_interval=30)
+    client = _client(tmp_path, FakeCredentials(), limiter)
+    for i in range(10):
+        _boot(client, f'52:54:00:00:01:{i:02x}', f'10.0.1.{i}')
+    mac = '52:54:00:00:00:09'
+    assert [_boot(client, mac, '10.0.0.9').status_code
+            for _ in range(3)] == [429] * 3
+    clock[0] += 10.1  # the global window passed, the MAC's 30 s did not
+    assert [_boot(client, mac, '10.0.0.9').status_code
+            for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_trusted_proxy_forwards_the_client_address(tmp_path, clock):
+    client = _client(tmp_path, trusted_proxies=['192.0.2.0/30'],
+                     per_client_burst=2)
+    headers = {'X-Forwarded-For': '10.0.0.1, 10.0.0.7'}  # first is forged
+    codes = [_boot(client, f'52:54:00:00:01:{i:02x}', '192.0.2.1',
+                   headers=headers).status_code for i in range(3)]
+    assert codes == [200, 200, 429]
+    refused = _boot(client, '52:54:00:00:02:00', '192.0.2.1', headers=headers)
+    assert 'from 10.0.0.7' in refused.get_data(as_text=True)
+    # another machine behind the same proxy has its own budget
+    assert _boot(client, '52:54:00:00:03:00', '192.0.2.1',
+                 headers={'X-Forwarded-For': '10.0.0.8'}).status_code == 200
+    # from anyone else the header is the client's word and is ignored
+    codes = [_boot(client, f'52:54:00:00:04:{i:02x}', '10.0.0.66',
+                   headers={'X-Forwarded-For': f'10.9.9.{i}'}).status_code
+             for i in range(3)]
+    assert codes == [200, 200, 429]
 
 
 def test_outstanding_cap_answers_503_and_says_why(tmp_path):
@@ -119,3 +266,80 @@ def test_external_image_urls(tmp_path):
                    initrd_url='http://img/i').get(
         '/boot.ipxe?mac=52:54:00:00:00:09').get_data(as_text=True)
     assert 'kernel http://img/k ' in text and 'initrd http://img/i' in text
+
+
+# -- the server in front (hwbus.bootserver.server) -------------------------
+def _server_group(**kwargs):
+    group = dict(host='127.0.0.1', port=8086, header_timeout=10.0,
+                 max_header_size=8192, cert_file=None, key_file=None)
+    group.update(kwargs)
+    return types.SimpleNamespace(**group)
+
+
+def test_hypercorn_gets_the_limits():
+    config = server.make_config(_server_group(host='::', port=8443,
+                                              header_timeout=7.0,
+                                              cert_file='c', key_file='k'))
+    assert config.bind == ['[::]:8443']
+    assert config.keep_alive_timeout == 7.0  # until a complete head
+    assert config.ssl_handshake_timeout == 7.0
+    assert config.h11_max_incomplete_size == 8192
+    assert config.alpn_protocols == ['http/1.1']
+    assert 'DHE+AES' in config.ciphers and not config.include_server_header
+    plain = server.make_config(_server_group())
+    assert plain.bind == ['127.0.0.1:8086'] and not plain.ssl_enabled
+
+
+def _asgi(front, method='GET', path='/healthz', headers=()):
+    sent = []
+
+    async def receive():
+        raise AssertionError('nothing may read a request body')
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {'type': 'http', 'method': method, 'path': path,
+             'raw_path': path.encode(), 'query_string': b'',
+             'root_path': '', 'scheme': 'http', 'http_version': '1.1',
+             'headers': list(headers), 'client': ('10.0.0.5', 4711),
+             'server': ('127.0.0.1', 8086)}
+    asyncio.run(front(scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize('headers', [[(b'content-length', b'5')],
+                                     [(b'transfer-encoding', b'chunked')]])
+def test_a_request_body_is_refused_before_anything_reads_it(headers):
+    called = []
+    front = server.Front(lambda env, start: called.append(env), 1, 1)
+    sent = _asgi(front, 'POST', '/boot.ipxe', headers)
+    assert sent[0]['status'] == 413 and called == []
+
+
+def test_the_front_hands_bodiless_requests_to_the_app():
+    def app(environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [environ['REMOTE_ADDR'].encode()]
+
+    sent = _asgi(server.Front(app, 1, 1), headers=[(b'content-length',
+                                                    b'0')])
+    assert sent[0]['status'] == 200
+    assert b''.join(m.get('body', b'') for m in sent[1:]) == b'10.0.0.5'
+
+
+def test_a_client_that_stops_reading_is_abandoned():
+    async def scenario():
+        writes = []
+
+        async def stuck_send(message):
+            writes.append(message)
+            if len(writes) == 2:
+                await asyncio.sleep(3600)  # the client's window is shut
+
+        send = server._SendDeadline(stuck_send, 0.05, '10.0.0.5')
+        for _ in range(5):
+            await send({'type': 'http.response.body', 'body': b'x'})
+        return send.abandoned, len(writes)
+
+    assert asyncio.run(scenario()) == (True, 2)

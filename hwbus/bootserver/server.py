@@ -1,0 +1,136 @@
+"""Serving the boot server: Hypercorn in front, the WSGI app in threads.
+
+cheroot, the server before, gave each connection a worker thread from
+the moment it was accepted, so 16 clients sending their request heads
+slowly held every thread and the boot server answered nothing. Here
+Hypercorn reads request heads on an asyncio event loop, where a waiting
+connection costs a socket and a little memory, not a thread:
+
+* a head must be complete within ``[bootserver] header_timeout`` of the
+  connection (or of the previous response on a kept-alive connection),
+  else the connection is closed (Hypercorn's keep-alive timeout runs
+  from the moment a connection is idle until a complete head arrives);
+  the TLS handshake has the same limit;
+* a head may have ``max_header_size`` bytes (h11's incomplete-event
+  limit; more is answered 431);
+* only a complete request reaches the Flask app, through a2wsgi, in one
+  of two thread pools: ``image_threads`` for /images/ (a download holds
+  its thread while the client reads) and ``threads`` for the rest, so
+  downloads can never delay a boot script or a health check;
+* a request with a body is refused before anything reads the body (the
+  boot server takes none), so a slowly sent body holds no thread either;
+* a client that does not accept the next part of a response within
+  ``send_timeout`` has the response abandoned and its thread freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+
+LOG = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+# What Python's ssl module offers by default, which cheroot (the server
+# before) served too; Hypercorn's own default is ECDHE+AESGCM only, which
+# older iPXE builds (no ECDHE, no GCM) cannot speak. TLS 1.3 suites are
+# not affected by this string.
+CIPHERS = ('ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:'
+           '!aDSS:!SHA1:!AESCCM')
+
+
+class _SendDeadline:
+    """An ASGI ``send`` that gives up on a client that stops reading.
+
+    After one write waited ``timeout`` seconds, every later message is
+    dropped: the WSGI thread then runs through the rest of its response
+    at once and is free, and Hypercorn closes the unfinished response's
+    connection."""
+
+    def __init__(self, send: Send, timeout: float, client: str) -> None:
+        self.send, self.timeout, self.client = send, timeout, client
+        self.abandoned = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if self.abandoned:
+            return
+        try:
+            await asyncio.wait_for(self.send(message), self.timeout)
+        except TimeoutError:
+            self.abandoned = True
+            LOG.warning('response to %s abandoned: the client accepted '
+                        'nothing for %.0f s', self.client, self.timeout)
+
+
+async def _answer(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    await send({'type': 'http.response.start', 'status': status,
+                'headers': [(b'content-type', b'text/plain'),
+                            (b'content-length', str(len(body)).encode()),
+                            (b'connection', b'close')]})
+    await send({'type': 'http.response.body', 'body': body})
+
+
+class Front:
+    """The ASGI application Hypercorn serves: the guards above, then the
+    WSGI app through one of two a2wsgi thread pools."""
+
+    def __init__(self, wsgi_app: Any, threads: int = 8,
+                 image_threads: int = 8, send_timeout: float = 60.0) -> None:
+        self.scripts = WSGIMiddleware(wsgi_app, workers=threads)
+        self.images = WSGIMiddleware(wsgi_app, workers=image_threads)
+        self.send_timeout = send_timeout
+
+    async def __call__(self, scope: dict[str, Any], receive: Any,
+                       send: Send) -> None:
+        if scope['type'] != 'http':  # lifespan; a2wsgi closes websockets
+            await self.scripts(scope, receive, send)
+            return
+        headers = dict(scope['headers'])
+        length = headers.get(b'content-length', b'0').strip()
+        if b'transfer-encoding' in headers or length not in (b'', b'0'):
+            await _answer(send, 413, 'request bodies are not accepted\n')
+            return
+        client = (scope.get('client') or ('-',))[0]
+        pool = (self.images if scope['path'].startswith('/images/')
+                else self.scripts)
+        await pool(scope, receive,
+                   _SendDeadline(send, self.send_timeout, client))
+
+
+def make_config(group: Any) -> Any:
+    """Hypercorn's configuration from a [bootserver] option group."""
+    from hypercorn.config import Config
+
+    config = Config()
+    host = f'[{group.host}]' if ':' in group.host else group.host
+    config.bind = [f'{host}:{group.port}']
+    config.keep_alive_timeout = group.header_timeout
+    config.ssl_handshake_timeout = group.header_timeout
+    config.h11_max_incomplete_size = group.max_header_size
+    config.h2_max_header_list_size = group.max_header_size
+    config.backlog = 1024
+    config.graceful_timeout = 5
+    config.include_server_header = False
+    config.accesslog = None
+    config.errorlog = logging.getLogger('hypercorn.error')
+    if group.cert_file:
+        config.certfile, config.keyfile = group.cert_file, group.key_file
+        config.ciphers = CIPHERS
+        config.alpn_protocols = ['http/1.1']  # iPXE speaks HTTP/1.1
+    return config
+
+
+def serve(wsgi_app: Any, group: Any,
+          shutdown: Callable[[], Awaitable[Any]] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (or ``shutdown`` returns)."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+
+    front = Front(wsgi_app, group.threads, group.image_threads,
+                  group.send_timeout)
+    asyncio.run(hypercorn_serve(front, make_config(group),
+                                shutdown_trigger=shutdown, mode='asgi'))
