@@ -1,0 +1,235 @@
+"""Attacks on the real hwbus-bootserver process, with a real broker.
+
+Each test starts ``hwbus-bootserver`` as an operator would (its config
+written like the e2e site's) and attacks it over loopback. Clients take
+different source addresses in 127.0.0.0/8 to be different machines.
+The figures printed (run with -s) go into docs/security.md.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import select
+import socket
+import statistics
+import time
+
+import pytest
+
+from hwbus.store import Store
+from tests.functional.conftest import CONSUMER_PASSWORD, management_for
+from tests.servers.bootserver import BootServer
+from tests.servers.common import free_port
+from tests.servers.consumer import write_config
+
+HEADER_TIMEOUT = 10
+TIMEOUT = 10  # seconds any one legitimate request may take
+SLOW_CLIENTS = 64
+
+
+@pytest.fixture
+def site(broker, tmp_path):
+    """A boot server on its own store, with the default limits."""
+    port = free_port()
+    url = f'sqlite:///{tmp_path}/hwbus.sqlite'
+    images = tmp_path / 'images'
+    images.mkdir()
+    (images / 'vmlinuz').write_bytes(b'kernel\n')
+    with open(images / 'initramfs.zst', 'wb') as f:
+        f.truncate(64 * 2 ** 20)  # larger than any socket buffer
+    config = write_config(
+        tmp_path / 'hwbus.conf', broker, url, None, CONSUMER_PASSWORD,
+        extra=f'\n[bootserver]\nhost = 127.0.0.1\nport = {port}\n'
+              f'image_dir = {images}\nheader_timeout = {HEADER_TIMEOUT}\n'
+              f'image_threads = 2\nsend_timeout = 3\n')
+    server = BootServer(config, tmp_path / 'bootserver.log', port).start()
+    server.store = Store(url)
+    server.broker = broker
+    yield server
+    server.stop()
+    management = management_for(broker)  # leave the shared broker clean
+    for credential in server.store.list(limit=100000):
+        management.delete_user(credential.username)
+
+
+def _request(site, method: str, path: str, source: str = '127.0.0.1',
+             connection: http.client.HTTPConnection | None = None,
+             body: bytes | None = None):
+    """(status, headers, text) of one request from ``source``."""
+    conn = connection or http.client.HTTPConnection(
+        '127.0.0.1', site.port, timeout=TIMEOUT, source_address=(source, 0))
+    try:
+        conn.request(method, path, body=body)
+        response = conn.getresponse()
+        return (response.status, dict(response.getheaders()),
+                response.read().decode())
+    finally:
+        if connection is None:
+            conn.close()
+
+
+def _credentials(site) -> tuple[int, int]:
+    """Credentials in the store, per-boot users on the broker."""
+    users = {u for u in site.broker.users() if u.startswith('boot-')}
+    return len(site.store.list(limit=100000)), len(users)
+
+
+def _assert_boot_script(status: int, text: str) -> None:
+    assert status == 200, text
+    assert 'hwbus.url=' in text and 'hwbus.key=' in text
+
+
+def test_slow_clients_cannot_starve_the_boot_server(site):
+    """64 clients send a header line every 2 s and never finish their
+    request head: health checks and a real boot are answered meanwhile,
+    and the server closes every slow connection at header_timeout."""
+    opened = time.monotonic()
+    slow = []
+    for i in range(SLOW_CLIENTS):
+        sock = socket.create_connection(('127.0.0.1', site.port),
+                                        timeout=TIMEOUT)
+        sock.sendall(f'GET /boot.ipxe?mac=52:54:00:ee:00:{i:02x} HTTP/1.1'
+                     f'\r\nHost: 127.0.0.1\r\n'.encode())
+        slow.append(sock)
+    closed_after: dict[int, float] = {}
+
+    def drip() -> None:
+        """One more header line on every open slow connection; note the
+        ones the server closed."""
+        for n, sock in enumerate(slow):
+            if n in closed_after:
+                continue
+            readable, _, _ = select.select([sock], [], [], 0)
+            try:
+                if readable and sock.recv(4096) == b'':
+                    raise ConnectionResetError
+                sock.sendall(b'X-Slow: 1\r\n')
+            except OSError:
+                closed_after[n] = time.monotonic() - opened
+
+    health = []
+    last_drip = time.monotonic()
+    for _ in range(8):
+        started = time.monotonic()
+        status, _, text = _request(site, 'GET', '/healthz')
+        health.append(time.monotonic() - started)
+        assert (status, text) == (200, 'ok\n')
+        time.sleep(0.25)
+        if time.monotonic() - last_drip >= 2:
+            drip()
+            last_drip = time.monotonic()
+    started = time.monotonic()
+    status, _, text = _request(site, 'GET',
+                               '/boot.ipxe?mac=52:54:00:aa:bb:01',
+                               source='127.0.0.2')
+    boot = time.monotonic() - started
+    _assert_boot_script(status, text)
+    still_open = SLOW_CLIENTS - len(closed_after)
+    assert still_open == SLOW_CLIENTS  # the answers came while all waited
+
+    deadline = time.monotonic() + 6 * HEADER_TIMEOUT  # bounded, not a bar
+    while len(closed_after) < SLOW_CLIENTS and time.monotonic() < deadline:
+        time.sleep(max(0.0, 2 - (time.monotonic() - last_drip)))
+        drip()
+        last_drip = time.monotonic()
+    for sock in slow:
+        sock.close()
+    print(f'\n{SLOW_CLIENTS} slow clients: 8/8 health checks answered, '
+          f'median {statistics.median(health) * 1000:.1f} ms, max '
+          f'{max(health) * 1000:.1f} ms; a real boot (credential issued) '
+          f'in {boot * 1000:.0f} ms; slow connections closed by the server '
+          f'after {min(closed_after.values(), default=0):.1f}-'
+          f'{max(closed_after.values(), default=0):.1f} s '
+          f'(header_timeout {HEADER_TIMEOUT} s, a line every 2 s)')
+    assert len(closed_after) == SLOW_CLIENTS, 'slow connections left open'
+
+
+def test_head_and_other_methods_issue_nothing(site):
+    before = _credentials(site)
+    mac = '/boot.ipxe?mac=52:54:00:aa:bb:02'
+    for method in ('HEAD', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'):
+        status, headers, text = _request(site, method, mac, '127.0.0.3')
+        assert status == 405 and headers['allow'] == 'GET', method
+    status, _, text = _request(site, 'POST', mac, '127.0.0.3',
+                               body=b'x' * 100)
+    assert status == 413  # refused before the body is read
+    assert _credentials(site) == before
+    # the same machine's GET is answered: the counting above works
+    status, _, text = _request(site, 'GET', mac, '127.0.0.3')
+    _assert_boot_script(status, text)
+    assert _credentials(site) == (before[0] + 1, before[1] + 1)
+    # HEAD on an image stays
+    status, headers, _ = _request(site, 'HEAD', '/images/vmlinuz')
+    assert status == 200 and headers['content-length'] == '7'
+    print(f'\nHEAD/POST/PUT/DELETE/OPTIONS on /boot.ipxe: 405, credentials '
+          f'{before[0]} before and after, per-boot broker users '
+          f'{before[1]} before and after')
+
+
+def test_one_client_flooding_many_macs_is_limited_per_client(site):
+    flooder, machine = '127.0.0.10', '127.0.0.11'
+    before = _credentials(site)
+    conn = http.client.HTTPConnection('127.0.0.1', site.port,
+                                      timeout=TIMEOUT,
+                                      source_address=(flooder, 0))
+    codes: dict[int, int] = {}
+    started = time.monotonic()
+    for i in range(500):
+        status, _, text = _request(site, 'GET', f'/boot.ipxe?mac=52:54:00:'
+                                   f'cc:{i >> 8:02x}:{i & 255:02x}',
+                                   connection=conn)
+        codes[status] = codes.get(status, 0) + 1
+        if status == 429:
+            assert text.startswith('#!ipxe\n') and 'exit 1' in text
+    flood = time.monotonic() - started
+    conn.close()
+    assert codes == {200: 10, 429: 490}  # per_client_burst in 60 s
+    status, _, text = _request(site, 'GET',
+                               '/boot.ipxe?mac=52:54:00:aa:bb:03',
+                               source=machine)
+    _assert_boot_script(status, text)
+    assert _credentials(site) == (before[0] + 11, before[1] + 11)
+    log = site.log.read_text()
+    refusals = re.findall(r'boot request from (\S+) refused \(429\)', log)
+    assert len(refusals) == 490 and set(refusals) == {flooder}
+    print(f'\none client, 500 boot requests for 500 MACs in {flood:.1f} s '
+          f'({500 / flood:.0f}/s): {codes.get(200)} credentials, '
+          f'{codes.get(429)} refused 429; another machine then got its '
+          f'credential; {_credentials(site)[0]} credentials outstanding')
+
+
+def test_clients_that_stop_reading_images_do_not_delay_boot_scripts(site):
+    """More stalled image downloads than image threads: boot scripts and
+    health checks are still answered, and the stalled responses are
+    abandoned after send_timeout (3 s here), freeing the image threads."""
+    stalled = []
+    for _ in range(4):  # image_threads = 2
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(('127.0.0.1', site.port))
+        sock.sendall(b'GET /images/initramfs.zst HTTP/1.1\r\n'
+                     b'Host: 127.0.0.1\r\n\r\n')
+        stalled.append(sock)
+    time.sleep(0.5)
+    started = time.monotonic()
+    status, _, text = _request(site, 'GET',
+                               '/boot.ipxe?mac=52:54:00:aa:bb:04',
+                               source='127.0.0.4')
+    boot = time.monotonic() - started
+    _assert_boot_script(status, text)
+    assert _request(site, 'GET', '/healthz')[0] == 200
+
+    def abandoned() -> int:
+        return site.log.read_text().count('abandoned: the client accepted')
+
+    deadline = time.monotonic() + 30
+    while abandoned() < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert abandoned() == 4
+    status, _, text = _request(site, 'GET', '/images/vmlinuz')
+    assert (status, text) == (200, 'kernel\n')
+    for sock in stalled:
+        sock.close()
+    print(f'\n4 stalled image downloads (2 image threads): a real boot in '
+          f'{boot * 1000:.0f} ms; all 4 abandoned after send_timeout')
