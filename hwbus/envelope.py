@@ -59,6 +59,17 @@ class BadProperties(EnvelopeError):
     reason = 'bad-properties'
 
 
+class Undecodable(EnvelopeError):
+    """The AMQP client could not decode some property (see
+    hwbus.consumer.wire); the message is refused for that alone."""
+
+    reason = 'undecodable-properties'
+
+
+class Empty(EnvelopeError):
+    reason = 'empty'
+
+
 class BadEncoding(EnvelopeError):
     reason = 'bad-encoding'
 
@@ -183,6 +194,9 @@ class Opened:
 
 def read_header(properties: Mapping[str, Any]) -> Header:
     """Check the properties' form; nothing here is trusted yet."""
+    if properties.get('undecodable'):
+        raise Undecodable(f'properties that do not decode: '
+                          f'{properties["undecodable"]}')
     content_type = properties.get('content_type')
     if content_type != CONTENT_TYPE:
         raise BadProperties(f'content_type is {content_type!r}, not '
@@ -248,7 +262,14 @@ def decode(header: Header, body: bytes,
         raise Malformed(f'the body is not UTF-8 JSON: {_short(exc)}') from exc
     if not isinstance(document, dict):
         raise Malformed('the body is not a JSON object')
-    if canonical(document) != raw:
+    try:
+        again = canonical(document)
+    except ValueError as exc:
+        # JSON that parses but has no canonical form: a number beyond a
+        # double (1e400 parses as infinity) or a lone surrogate escape.
+        raise NotCanonical(f'the body has no canonical form: '
+                           f'{_short(exc)}') from exc
+    if again != raw:
         raise NotCanonical('the body is not canonical JSON')
     missing = [k for k in REQUIRED if k not in document]
     if missing:
@@ -308,6 +329,8 @@ def open(body: bytes, properties: Mapping[str, Any],
     if not isinstance(body, bytes | bytearray | memoryview):
         raise Malformed('the body is not bytes')
     body = bytes(body)
+    if not body:
+        raise Empty('the message has no body')
     if len(body) > max_size:
         raise Oversize(f'the message has {len(body)} bytes, more than '
                        f'{max_size}')

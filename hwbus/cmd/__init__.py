@@ -11,7 +11,7 @@ def setup_service(argv: list[str] | None, cli_opts: list | None = None):
 
     from oslo_log import log
 
-    from hwbus import version
+    from hwbus import text, version
     from hwbus.conf import CONF
 
     log.register_options(CONF)
@@ -24,4 +24,7 @@ def setup_service(argv: list[str] | None, cli_opts: list | None = None):
     CONF(argv if argv is not None else sys.argv[1:], project='hwbus',
          version=version.version_string())
     log.setup(CONF, 'hwbus')
+    # Messages and requests carry text from the provisioning network:
+    # every log line stays one line whatever they hold.
+    text.install_log_filter()
     return CONF

@@ -44,6 +44,11 @@ OPTS = [
                       'retry. Longer than one apply (Ironic calls) takes; '
                       'it bounds recovery after a consumer is killed '
                       'mid-message.'),
+    cfg.IntOpt('internal_attempts', default=3, min=1,
+               help='Attempts at a message that fails in a way no error '
+                    'family foresaw (a bug, or input nobody expected) '
+                    'before it is dead-lettered "internal-error". Its '
+                    'traceback is logged once.'),
     cfg.FloatOpt('max_backoff', default=30.0, min=0.1,
                  help='Longest pause between two retries of one message.'),
     cfg.FloatOpt('shutdown_timeout', default=60.0, min=0.0,

@@ -62,6 +62,7 @@ def settings(conf: Any) -> Settings:
                     retry_window=group.retry_window,
                     max_backoff=group.max_backoff,
                     shutdown_timeout=group.shutdown_timeout,
+                    internal_attempts=group.internal_attempts,
                     sweep_interval=conf.credentials.sweep_interval,
                     ssl=tls_options(conf),
                     heartbeat=conf.consumer.heartbeat)

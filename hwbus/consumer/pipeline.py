@@ -13,13 +13,14 @@ import dataclasses
 import datetime
 import logging
 import time
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from hwbus import envelope, inventory
 from hwbus.consumer import history, metrics
 from hwbus.consumer.appliers import Applied, Applier, Context
-from hwbus.credentials import Credentials
+from hwbus.credentials import BOOT_USER_RE, Credentials
 from hwbus.errors import PermanentError, TransientError
 from hwbus.store import Credential, Inventory, State
 from hwbus.store.api import utcnow
@@ -28,6 +29,8 @@ from hwbus.store.models import holds
 LOG = logging.getLogger(__name__)
 
 APPLIED, DEAD, RETRY = 'applied', 'dead', 'retry'
+# The reason of failures outside both error families (bugs).
+INTERNAL = 'internal-error'
 
 
 class Rejected(PermanentError):
@@ -80,6 +83,8 @@ class Outcome:
     # This call received the boot (or was told it owns it): its retries
     # may go on applying without waiting for the apply lease.
     claimed: bool = False
+    # The traceback of an internal error, for one log line per message.
+    trace: str = dataclasses.field(default='', repr=False)
 
 
 class Pipeline:
@@ -105,7 +110,7 @@ class Pipeline:
         (outcome.claimed), so this is its own retry, not a redelivery.
         ``replay``: an operator asks for it again ("hwbus-manage replay",
         "dead replay"): verified as always, then applied even if it was
-        applied or received before.
+        applied, received or expired before.
         """
         started = time.perf_counter()
         found: dict[str, Any] = {'owned': owned or replay, 'replay': replay}
@@ -122,20 +127,56 @@ class Pipeline:
             outcome = Outcome(DEAD, exc.reason, str(exc))
         except TransientError as exc:
             outcome = Outcome(RETRY, exc.reason, str(exc))
-        except Exception as exc:  # a bug or an unforeseen failure: keep it
-            LOG.exception('unexpected error while processing a message')
-            outcome = Outcome(RETRY, 'internal-error',
-                              f'{type(exc).__name__}: {exc}'[:500])
+        except Exception as exc:  # a bug or an unforeseen failure
+            # Not retried for long (see Service): the traceback goes with
+            # the outcome, to be logged once per message, not per retry.
+            outcome = Outcome(RETRY, INTERNAL, f'{type(exc).__name__}: '
+                              f'{exc}'[:500],
+                              trace=traceback.format_exc())
         outcome.claimed = bool(found.get('owned'))
         if opened is not None:
             outcome.boot_id = opened.header.boot_id
             outcome.message_id = opened.header.message_id
         else:
             outcome.message_id = str(properties.get('message_id') or '')[:128]
+        if outcome.kind == DEAD and not replay:
+            self._end_sender(properties, found.get('credential'), outcome)
         metrics.observe(outcome, time.perf_counter() - started)
         self._log(outcome, properties)
         self._notify(outcome, opened)
         return outcome
+
+    def _end_sender(self, properties: Mapping[str, Any],
+                    credential: Credential | None,
+                    outcome: Outcome) -> None:
+        """A refused message ends the credential that sent it.
+
+        ``user_id`` is the broker's word (it refuses a mismatch), so the
+        holder of that per-boot user sent this message, whatever else is
+        wrong with it. A credential is good for one message: deleting the
+        user now stops a flood from it at the first message the consumer
+        sees, instead of at its expiry. A credential already past
+        ``issued`` lost its user when its message was received.
+        """
+        try:
+            if credential is None:
+                user = properties.get('user_id')
+                if not isinstance(user, str) or not BOOT_USER_RE.match(user):
+                    return
+                credential = self.store.by_username(user)
+                if credential is None:  # the store forgot it: no record
+                    self.credentials.management.delete_user(user)
+                    return
+            to = State.EXPIRED if outcome.reason == Expired.reason \
+                else State.REVOKED
+            if self.credentials.withdraw(credential, to):
+                LOG.warning('%s credential of boot %s (user %s) after its '
+                            'message was refused (%s)', to.value,
+                            credential.boot_id, credential.username,
+                            outcome.reason)
+        except Exception as exc:  # the sweeper deletes it later
+            LOG.warning('could not end the credential of a refused '
+                        'message: %s', exc)
 
     # -- steps ------------------------------------------------------------
     def _key_for(self, header: envelope.Header,
@@ -177,28 +218,20 @@ class Pipeline:
                 f'waiting for it')
 
     @staticmethod
-    def _check_expiry(opened: envelope.Opened,
-                      credential: Credential) -> None:
-        """Refuse what was sent after the credential's expiry.
+    def _check_expiry(credential: Credential) -> None:
+        """Refuse what reaches the consumer after the credential's expiry.
 
-        Expiry is enforced on the broker by deleting the user, so a message
-        in the queue was normally published while the credential lived and
-        is accepted even when consumed later (after an outage). Between the
-        expiry and the sweep the user still exists: there the signed
-        ``collected_at`` must not be later than the expiry.
+        Judged by this consumer's clock at the first receipt, never by a
+        time the sender signs. A message published in time and consumed
+        after the expiry (the consumer was down longer than the TTL) is
+        dead-lettered too, and an operator can replay it ("hwbus-manage
+        dead replay --reason expired").
         """
-        if utcnow() <= credential.expires_at:
-            return
-        try:
-            collected = datetime.datetime.strptime(
-                opened.document['collected_at'], '%Y-%m-%dT%H:%M:%SZ')
-        except ValueError:
-            collected = None
-        if collected is None or collected > credential.expires_at:
+        if utcnow() > credential.expires_at:
             expiry = credential.expires_at.isoformat(timespec='seconds')
             raise Expired(f'the credential of boot {credential.boot_id} '
                           f'expired at {expiry}Z, before this message was '
-                          f'sent')
+                          f'received')
 
     def _accept(self, opened: envelope.Opened, credential: Credential,
                 found: dict[str, Any]) -> Outcome:
@@ -213,7 +246,9 @@ class Pipeline:
                      credential.boot_id)
             return Outcome(APPLIED, applied=Applied(matched_by='redelivery'))
         self._check_claim(credential, header.message_id, found['owned'])
-        self._check_expiry(opened, credential)
+        if not (found['replay'] or holds(credential, State.RECEIVED,
+                                         header.message_id)):
+            self._check_expiry(credential)
         with metrics.step('revoke'):
             if not self.credentials.receive(credential, header.message_id):
                 raise ReplayedBoot(
@@ -239,7 +274,8 @@ class Pipeline:
         context = Context(boot_id=credential.boot_id,
                           message_id=header.message_id,
                           credential=credential, inventory=opened.inventory,
-                          plugin_data=opened.plugin_data)
+                          plugin_data=opened.plugin_data,
+                          replay=found['replay'])
         result = Applied()
         with metrics.step('apply'):
             for applier in self.appliers:

@@ -23,8 +23,8 @@ from typing import Any
 
 import kombu
 
-from hwbus.consumer import metrics
-from hwbus.consumer.pipeline import APPLIED, DEAD, Outcome, Pipeline
+from hwbus.consumer import metrics, wire
+from hwbus.consumer.pipeline import APPLIED, DEAD, INTERNAL, Outcome, Pipeline
 from hwbus.credentials import Credentials
 
 LOG = logging.getLogger(__name__)
@@ -34,21 +34,46 @@ DEAD_DETAIL = 'x-hwbus-dead-detail'
 DEAD_AT = 'x-hwbus-dead-at'
 ORIGINAL_USER = 'x-hwbus-original-user-id'
 ORIGINAL_KEY = 'x-hwbus-original-routing-key'
+BODY_SIZE = 'x-hwbus-body-size'
+BODY_DIGEST = 'x-hwbus-body-digest'
+# Dead letters of these reasons keep the body's size and digest only.
+OVERSIZE_REASONS = ('oversize',)
+
+
+def _short_text(value: Any, limit: int = 255) -> str:
+    """A property value as a short string an AMQP client can send."""
+    if isinstance(value, str):
+        return value[:limit]
+    return ''
+
+
+def _timestamp(value: Any) -> int | None:
+    return value if isinstance(value, int) and 0 <= value < 2**63 else None
+
+
+def _message_id(message: Any) -> str:
+    props = message.properties if isinstance(message.properties,
+                                             dict) else {}
+    return _short_text(props.get('message_id'), 128) or '-'
 
 
 def message_properties(message: Any) -> dict[str, Any]:
     """The AMQP properties the envelope checks.
 
     Works for kombu messages and for py-amqp ``basic_get`` ones alike:
-    both keep the wire properties in ``message.properties``.
+    both keep the wire properties in ``message.properties``. Total: a
+    message whose properties did not decode carries ``undecodable``.
     """
-    props = message.properties or {}
+    props = message.properties if isinstance(message.properties,
+                                             dict) else {}
+    headers = props.get('application_headers')
     return {'content_type': props.get('content_type'),
             'content_encoding': props.get('content_encoding'),
             'user_id': props.get('user_id'),
             'message_id': props.get('message_id'),
             'timestamp': props.get('timestamp'),
-            'headers': dict(props.get('application_headers') or {})}
+            'undecodable': props.get(wire.UNDECODABLE),
+            'headers': dict(headers) if isinstance(headers, dict) else {}}
 
 
 @dataclasses.dataclass
@@ -61,6 +86,7 @@ class Settings:
     retry_window: float = 600.0
     max_backoff: float = 30.0
     shutdown_timeout: float = 60.0
+    internal_attempts: int = 3
     sweep_interval: float = 60.0
     heartbeat: float = 30.0
     # kombu's ``ssl`` argument: False for amqp://, a dict for amqps://.
@@ -81,16 +107,33 @@ class Service:
 
     # -- worker side ------------------------------------------------------
     def _work(self, body: bytes, properties: dict[str, Any]) -> Outcome:
+        """Run the pipeline, retrying in place what may succeed later.
+
+        Transient failures (Ironic, the store, a busy boot) are retried
+        for up to ``retry_window``; a failure outside both error families
+        (a bug, or input nobody foresaw) at most ``internal_attempts``
+        times, then the message is dead-lettered ``internal-error`` with
+        its traceback logged once.
+        """
         metrics.IN_FLIGHT.inc()
         try:
             end = time.monotonic() + self.settings.retry_window
-            attempt = 0
+            attempt = internal = 0
             owned = False
             while True:
                 outcome = self.pipeline.process(body, properties, owned)
                 owned = outcome.claimed
                 if outcome.kind in (APPLIED, DEAD):
                     return outcome
+                if outcome.reason == INTERNAL:
+                    internal += 1
+                    if internal == 1:
+                        LOG.error('internal error on message %s:\n%s',
+                                  outcome.message_id or '-', outcome.trace)
+                    if internal >= self.settings.internal_attempts:
+                        outcome.kind = DEAD
+                        metrics.MESSAGES.labels(DEAD, INTERNAL).inc()
+                        return outcome
                 attempt += 1
                 delay = min(self.settings.max_backoff,
                             0.5 * 2 ** min(attempt, 10))
@@ -103,8 +146,21 @@ class Service:
 
     # -- connection side --------------------------------------------------
     def _on_message(self, message: Any) -> None:
-        future = self.pool.submit(self._work, bytes(message.body),
-                                  message_properties(message))
+        """Hand a delivery to the workers; never raise on its content.
+
+        This runs in the connection's thread: an exception here would
+        drop the connection and the broker would hand the same message to
+        the next one. Whatever cannot be turned into work is refused
+        with the broker's own dead-lettering.
+        """
+        try:
+            future = self.pool.submit(self._work, wire.body_of(message),
+                                      message_properties(message))
+        except Exception as exc:
+            LOG.error('could not take message %s: %s', _message_id(message),
+                      exc)
+            message.reject(requeue=False)
+            return
         self.pending.append((future, message))
 
     def _settle(self, connection: kombu.Connection,
@@ -123,7 +179,6 @@ class Service:
                 message.ack()
             elif outcome.kind == DEAD:
                 self._dead_letter(connection, message, outcome)
-                message.ack()
             else:
                 message.reject(requeue=True)
         self.pending = still
@@ -134,27 +189,49 @@ class Service:
 
         A plain reject would dead-letter without saying why. The copy drops
         ``user_id`` (the broker would refuse it from our user) and keeps it
-        in a header, so a replay can verify the message again.
+        in a header, so a replay can verify the message again; its other
+        headers are the ones that can be encoded again whatever the
+        original held (wire.safe_headers). An oversize body is not copied,
+        only its size and digest. When the dead-letter queue refuses the
+        copy (full), the message goes back to the queue: nothing is lost.
         """
-        props = message.properties or {}
-        headers = dict(message.headers or {})
+        props = message.properties if isinstance(message.properties,
+                                                  dict) else {}
+        body = wire.body_of(message)
+        headers = wire.safe_headers(message.headers)
         headers.update({
             DEAD_REASON: outcome.reason,
             DEAD_DETAIL: outcome.detail[:1000],
             DEAD_AT: int(time.time()),
-            ORIGINAL_USER: str(props.get('user_id') or ''),
-            ORIGINAL_KEY: (message.delivery_info or {}).get('routing_key',
-                                                           ''),
+            ORIGINAL_USER: _short_text(props.get('user_id')),
+            ORIGINAL_KEY: _short_text((message.delivery_info or {}).get(
+                'routing_key')),
+            BODY_SIZE: len(body),
+            BODY_DIGEST: wire.digest(body),
         })
-        producer = kombu.Producer(connection.default_channel)
-        producer.publish(
-            bytes(message.body), exchange=self.settings.dead_exchange,
-            routing_key=outcome.reason or 'dead', headers=headers,
-            content_type=message.content_type or 'application/octet-stream',
-            content_encoding=message.content_encoding or 'binary',
-            message_id=props.get('message_id'),
-            timestamp=props.get('timestamp'), delivery_mode=2,
-            retry=True, retry_policy={'max_retries': 3})
+        if outcome.reason in OVERSIZE_REASONS:
+            body = b''
+        try:
+            producer = kombu.Producer(connection.default_channel)
+            producer.publish(
+                body, exchange=self.settings.dead_exchange,
+                routing_key=outcome.reason or 'dead', headers=headers,
+                content_type=_short_text(props.get('content_type')) or
+                'application/octet-stream',
+                content_encoding=_short_text(props.get('content_encoding'))
+                or 'binary',
+                message_id=_short_text(props.get('message_id')) or None,
+                timestamp=_timestamp(props.get('timestamp')),
+                delivery_mode=2, retry=True, retry_policy={'max_retries': 3})
+        except connection.connection_errors:
+            raise  # the connection is gone: the message is redelivered
+        except Exception as exc:  # refused (a full dead-letter queue): wait
+            LOG.warning('could not dead-letter message %s (%s): %s; it '
+                        'goes back to the queue', outcome.message_id or '-',
+                        outcome.reason, exc)
+            message.reject(requeue=True)
+            return
+        message.ack()
 
     def _consume(self) -> None:
         settings = self.settings
@@ -167,7 +244,7 @@ class Service:
             connection.ensure_connection(max_retries=1)
             LOG.info('connected to %s; consuming %s',
                      connection.as_uri(), settings.queue)
-            channel = connection.channel()
+            channel = wire.prepare(connection.channel())
             consumer = kombu.Consumer(channel, queues=[queue],
                                       on_message=self._on_message,
                                       no_ack=False)

@@ -28,6 +28,8 @@ from hwbus.store.api import utcnow
 LOG = logging.getLogger(__name__)
 
 USER_PREFIX = 'boot-'
+# issued_by of the credentials the (unauthenticated) boot server issues.
+BOOTSERVER = 'bootserver'
 # Only names of this form are ever swept: the consumer's own user, the
 # administrator and anything else an operator made are never touched.
 BOOT_USER_RE = re.compile(r'^boot-[0-9a-f]{20}$')
@@ -59,6 +61,8 @@ def normalize_mac(mac: str) -> str:
         raise BadMac(f'{mac[:40]!r} is not a MAC address')
     if int(text[:2], 16) & 1:
         raise BadMac(f'{text} is a multicast address, not a NIC\'s')
+    if text == '00:00:00:00:00:00':
+        raise BadMac(f'{text} is no NIC\'s address')
     return text
 
 
@@ -107,17 +111,32 @@ class Credentials:
     # -- issuing --------------------------------------------------------
     def issue(self, mac: str | None = None, node: str | None = None,
               ttl: float = 3600, after: str = 'poweroff',
-              issued_by: str = 'manage', lldp: float = 0.0) -> Issued:
-        """A credential for the next boot of ``mac`` and/or ``node``."""
+              issued_by: str = 'manage', lldp: float = 0.0,
+              per_mac: int = 0) -> Issued:
+        """A credential for the next boot of ``mac`` and/or ``node``.
+
+        Credentials the boot server issues (``issued_by='bootserver'``,
+        asked for by anyone on the provisioning network) count against
+        ``max_outstanding``; an operator's never do, so a flood cannot
+        stop ``hwbus-manage issue``. With ``per_mac``, at most that many
+        stay outstanding for one MAC: issuing another withdraws the
+        oldest, so requests nobody used cannot lock the real machine out.
+        """
         mac = normalize_mac(mac) if mac else None
         if after not in bootparams.AFTER_ACTIONS:
             raise CredentialError(f'after must be one of '
                                   f'{", ".join(bootparams.AFTER_ACTIONS)}')
-        outstanding = self.store.count([State.ISSUED])
-        if outstanding >= self.max_outstanding:
-            raise TooManyOutstanding(
-                f'{outstanding} credentials are outstanding, the limit is '
-                f'{self.max_outstanding}; refusing to issue more')
+        if issued_by == BOOTSERVER:
+            outstanding = self.store.count([State.ISSUED],
+                                           issued_by=BOOTSERVER)
+            if outstanding >= self.max_outstanding:
+                raise TooManyOutstanding(
+                    f'{outstanding} boot-server credentials are '
+                    f'outstanding, the limit is {self.max_outstanding} '
+                    f'([credentials] max_outstanding); refusing to issue '
+                    f'more')
+            if mac and per_mac:
+                self._make_room(mac, per_mac)
         seed, public = keys.new_keypair()
         password = keys.b64encode(secrets.token_bytes(32))
         now = utcnow()
@@ -144,6 +163,17 @@ class Credentials:
             boot_id=credential.boot_id, key=seed, ca=self.ca, after=after,
             deadline=deadline, exchange=self.topology.exchange, lldp=lldp)
         return Issued(credential, params)
+
+    def _make_room(self, mac: str, per_mac: int) -> None:
+        """Withdraw the oldest unused boot-server credentials of ``mac``
+        until a new one keeps at most ``per_mac`` outstanding."""
+        unused = self.store.list([State.ISSUED], mac=mac,
+                                 issued_by=BOOTSERVER)  # newest first
+        for credential in unused[per_mac - 1:]:
+            if self.withdraw(credential, State.REVOKED):
+                LOG.warning('withdrew unused credential of boot %s for %s: '
+                            'a newer boot request for that MAC replaces it',
+                            credential.boot_id, mac)
 
     def _urls(self, user: str, password: str) -> list[str]:
         first, *rest = self.public_urls
@@ -180,9 +210,8 @@ class Credentials:
             or a redelivery of the same message; False when another
             message was received for this boot before.
         """
-        # EXPIRED is accepted too: expiry is enforced on the broker by
-        # deleting the user, so a message in the queue was published while
-        # the credential was live (it may have waited out an outage).
+        # EXPIRED is accepted too, for an operator's replay: the pipeline
+        # refuses messages received after the expiry before this.
         won = self.store.transition(credential.boot_id, State.RECEIVED,
                                     [State.ISSUED, State.EXPIRED],
                                     message_id=message_id)
@@ -193,6 +222,15 @@ class Credentials:
         # The deletion is recorded with the next state change (applied),
         # or by the sweeper, which re-deletes users of received boots.
         self.management.delete_user(credential.username)
+        return True
+
+    def withdraw(self, credential: Credential, to: State) -> bool:
+        """End an unused credential (``issued`` → ``to``) and delete its
+        broker user; False when it was not ``issued`` any more."""
+        if not self.store.transition(credential.boot_id, to,
+                                     [State.ISSUED]):
+            return False
+        self.delete_user(credential)
         return True
 
     def delete_user(self, credential: Credential) -> None:

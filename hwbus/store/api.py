@@ -225,8 +225,12 @@ class Store:
 
     def list(self, states: Iterable[State] | None = None,
              mac: str | None = None, node: str | None = None,
+             issued_by: str | None = None,
              limit: int = 1000) -> list[Credential]:
+        """Newest first."""
         query = sa.select(Credential).order_by(Credential.created_at.desc())
+        if issued_by:
+            query = query.where(Credential.issued_by == issued_by)
         if states:
             query = query.where(Credential.state.in_([s.value
                                                       for s in states]))
@@ -261,11 +265,14 @@ class Store:
                        Credential.user_deleted_at.is_(None))
                 .limit(limit)))
 
-    def count(self, states: Iterable[State]) -> int:
+    def count(self, states: Iterable[State],
+              issued_by: str | None = None) -> int:
+        query = (sa.select(sa.func.count()).select_from(Credential)
+                 .where(Credential.state.in_([s.value for s in states])))
+        if issued_by:
+            query = query.where(Credential.issued_by == issued_by)
         with self.session() as session:
-            return session.scalar(
-                sa.select(sa.func.count()).select_from(Credential)
-                .where(Credential.state.in_([s.value for s in states])))
+            return session.scalar(query)
 
     def live_usernames(self) -> set[str]:
         with self.session() as session:

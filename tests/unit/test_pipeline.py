@@ -15,6 +15,7 @@ from hwbus import envelope, keys
 from hwbus.consumer.appliers import Applied
 from hwbus.consumer.pipeline import APPLIED, DEAD, RETRY, Pipeline
 from hwbus.credentials import UnknownCredential
+from hwbus.errors import PermanentError
 from hwbus.ironic import IronicUnavailable, NodeNotFound
 from hwbus.store.api import utcnow
 
@@ -60,6 +61,10 @@ class World:
                 if user != USER:
                     raise UnknownCredential(f'no credential for {user}')
                 return world.credential
+
+            def withdraw(self, credential, to):
+                world.events.append(f'withdraw {to.value}')
+                return True
 
             def receive(self, credential, message_id):
                 world.events.append('revoke')
@@ -143,28 +148,33 @@ def test_a_redelivery_waits_while_another_worker_may_be_applying():
 
 
 def test_a_redelivery_whose_first_attempt_reached_ironic():
-    """404 from continue_inspection on a redelivery: the node that owns
-    the boot MAC is the one the first attempt enrolled."""
+    """The node left "inspect wait" because the first delivery reached
+    Ironic: acknowledged as applied, not posted again; an operator's
+    replay of the same message must reach Ironic and fails instead."""
     from hwbus.consumer.appliers import Context
     from hwbus.consumer.appliers.inspection import InspectionApplier
+    from tests.unit import ironicfake
 
-    class Baremetal:
-        def post(self, *args, **kwargs):
-            return types.SimpleNamespace(status_code=404, text='')
-
-        def ports(self, details=False, address=None):
-            # Ironic's short port listing carries no node_uuid.
-            return [types.SimpleNamespace(
-                node_id='node-9' if details else None)]
-
-    applier = InspectionApplier(None, types.SimpleNamespace(
-        baremetal=Baremetal()))
-    credential = types.SimpleNamespace(state='received', message_id='m1')
+    mac = DOC['inventory']['boot']['pxe_interface']
+    baremetal = ironicfake.Baremetal(
+        [ironicfake.node('node-9', 'manageable')], ports={mac: 'node-9'})
+    conf = types.SimpleNamespace(inspection=types.SimpleNamespace(
+        states=['inspect wait']))
+    applier = InspectionApplier(conf, types.SimpleNamespace(
+        baremetal=baremetal))
+    credential = types.SimpleNamespace(state='received', message_id='m1',
+                                       mac=mac, node=None)
     context = Context(boot_id='b', message_id='m1', credential=credential,
                       inventory=DOC['inventory'], plugin_data={})
-    assert applier.apply(context).node == 'node-9'
-    credential.state = 'issued'  # a first delivery: a real 404
-    with pytest.raises(NodeNotFound):
+    applied = applier.apply(context)
+    assert (applied.node, applied.matched_by) == ('node-9', 'redelivery')
+    assert baremetal.posted == []
+    context.replay = True
+    with pytest.raises(PermanentError, match='provision state'):
+        applier.apply(context)
+    credential.state = 'issued'  # a first delivery: the node is closed
+    context.replay = False
+    with pytest.raises(PermanentError, match='provision state'):
         applier.apply(context)
 
 
@@ -189,12 +199,14 @@ def test_applier_failures_fall_in_their_family(error, kind, reason):
     assert 'state applied' not in world.events
 
 
-def test_nothing_is_revoked_or_applied_for_a_bad_signature():
+def test_a_bad_signature_applies_nothing_and_ends_the_senders_credential():
+    """The broker vouches for user_id: whoever sent this holds the
+    credential, and a credential is good for one message."""
     world = World()
     other = World()
     outcome = world.process(other.seal())
     assert (outcome.kind, outcome.reason) == (DEAD, 'bad-signature')
-    assert world.events == []
+    assert world.events == ['withdraw revoked']
 
 
 def test_mac_binding_and_error_reports_and_schema():
@@ -217,8 +229,14 @@ def test_revoked_and_expired_credentials():
     # Signed after the expiry: refused.
     world = World(expires_in=-60)
     assert world.process(world.seal()).reason == 'expired'
-    # Signed before the expiry, consumed after it (an outage): accepted.
+    # Claiming to be collected before the expiry changes nothing: time is
+    # the consumer's. The credential ends with the refusal.
     world = World(expires_in=-60)
     sealed = world.seal(now=(utcnow() - datetime.timedelta(seconds=120))
                         .replace(tzinfo=datetime.UTC).timestamp())
-    assert world.process(sealed).kind == APPLIED
+    assert world.process(sealed).reason == 'expired'
+    assert world.events[-1] == 'withdraw expired'
+    # An operator may still replay it (consumed after a long outage).
+    outcome = world.pipeline.process(sealed.body, sealed.properties,
+                                     replay=True)
+    assert outcome.kind == APPLIED

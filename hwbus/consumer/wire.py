@@ -1,0 +1,180 @@
+"""What the AMQP client makes of a delivery, whatever its bytes hold.
+
+Anyone with a per-boot credential chooses every byte of a message's
+properties and body, and py-amqp and kombu transform some of them before
+hwbus sees anything:
+
+* py-amqp decodes properties strictly: invalid UTF-8 in a short string, a
+  table timestamp beyond ``datetime``'s range (2**63), an unknown field
+  type or a truncated table raise inside ``drain_events``. The connection
+  drops, the broker redelivers the message to the next connection, and
+  one message stops intake until its delivery limit.
+* py-amqp turns the body into text when ``content_encoding`` names a text
+  codec (``auto_decode``), and hands an empty body over as ``''``.
+* kombu's Message decompresses the body when a ``compression`` header is
+  present, before any size check: a bzip2 bomb would inflate in memory.
+
+``harden()`` makes property decoding total (a field that cannot be
+decoded is recorded under ``UNDECODABLE`` and the message still arrives,
+to be dead-lettered by the pipeline); ``prepare()`` sets a channel up so
+that the body stays the exact wire bytes. Both the consumer and the
+dead-letter tools use them, so every message that can be in either queue
+can be read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from struct import error as StructError
+from struct import unpack_from
+from typing import Any
+
+import amqp
+import kombu.message
+from amqp import serialization
+from kombu.transport import pyamqp
+
+from hwbus.text import escape
+
+# Key in a message's properties naming the fields that could not be
+# decoded (set only by the lenient decoder).
+UNDECODABLE = 'x-hwbus-undecodable'
+# The AMQP basic properties in wire order: flag bit, name, type.
+_BASIC = [(15 - i, name, kind) for i, (name, kind) in
+          enumerate(amqp.basic_message.Message.PROPERTIES)]
+_strict = serialization.decode_properties_basic
+
+
+def _lenient(buf: bytes, offset: int) -> tuple[dict[str, Any], int]:
+    """Decode field by field; keep what decodes, name what does not.
+
+    Short strings that are not UTF-8 are kept with the bad bytes escaped
+    (they can never match what hwbus expects, so the message is refused
+    for what it is); a table that does not decode is skipped by its
+    length. Fixed-size fields cannot fail but for truncation.
+    """
+    props: dict[str, Any] = {}
+    bad: list[str] = []
+    try:
+        flags, = unpack_from('>H', buf, offset)
+        offset += 2
+        for bit, name, kind in _BASIC:
+            if not flags & (1 << bit):
+                continue
+            if kind == 's':
+                size, = unpack_from('>B', buf, offset)
+                raw = bytes(buf[offset + 1:offset + 1 + size])
+                offset += 1 + size
+                try:
+                    props[name] = raw.decode('utf-8')
+                except UnicodeDecodeError:
+                    props[name] = raw.decode('utf-8', 'backslashreplace')
+                    bad.append(name)
+            elif kind == 'F':
+                size, = unpack_from('>I', buf, offset)
+                try:
+                    (props[name],), _ = serialization.loads('F', buf, offset)
+                except Exception:  # any way a table can be bad
+                    bad.append(name)
+                offset += 4 + size
+            elif kind == 'o':
+                props[name], = unpack_from('>B', buf, offset)
+                offset += 1
+            else:  # 'L': timestamp, a plain unsigned integer here
+                props[name], = unpack_from('>Q', buf, offset)
+                offset += 8
+    except StructError:
+        bad.append('truncated')
+    props[UNDECODABLE] = ', '.join(bad) or 'properties'
+    return props, offset
+
+
+def decode_properties(buf: bytes, offset: int) -> tuple[dict[str, Any], int]:
+    """py-amqp's decoder, falling back to the lenient one when it raises."""
+    try:
+        return _strict(buf, offset)
+    except Exception:  # whatever it is, the message arrives
+        return _lenient(buf, offset)
+
+
+def harden() -> None:
+    """Install the total property decoder in py-amqp (idempotent)."""
+    classes = serialization.PROPERTY_CLASSES
+    classes[amqp.spec.Basic.CLASS_ID] = decode_properties
+
+
+def body_of(message: Any) -> bytes:
+    """The exact wire body: py-amqp hands an empty one over as ``''``."""
+    body = message.body
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    if isinstance(body, str):  # only '' with auto_decode off
+        return body.encode('utf-8', 'surrogateescape')
+    return b''
+
+
+class Delivery(pyamqp.Message):
+    """kombu's message, minus what it would do to the body.
+
+    kombu decompresses a body whose headers name a ``compression`` and
+    re-encodes text bodies; here the sender chooses both, so the body is
+    kept exactly as it came off the wire.
+    """
+
+    def __init__(self, msg: Any, channel: Any = None, **kwargs: Any) -> None:
+        props = msg.properties
+        kombu.message.Message.__init__(
+            self, body=body_of(msg), channel=channel,
+            delivery_tag=msg.delivery_tag,
+            content_type=props.get('content_type'),
+            content_encoding=props.get('content_encoding'),
+            delivery_info=msg.delivery_info, properties=props, **kwargs)
+        headers = props.get('application_headers')
+        self.headers = headers if isinstance(headers, dict) else {}
+
+
+def prepare(channel: Any) -> Any:
+    """Keep bodies as wire bytes on this channel (consumer or basic_get)."""
+    harden()
+    channel.auto_decode = False
+    channel.Message = Delivery
+    return channel
+
+
+# Headers the dead-letter copy keeps verbatim (the envelope needs them
+# for a replay) when they are short text.
+_ENVELOPE_HEADERS = ('x-hwbus-boot-id', 'x-hwbus-signature')
+
+
+def safe_headers(headers: Any, limit: int = 32) -> dict[str, Any]:
+    """Headers that can be published again whatever the original held.
+
+    py-amqp decodes table values it cannot encode back (decimals with a
+    large exponent, keys that are not UTF-8, nested tables): the copy
+    keeps short strings, integers, booleans and None, and shows anything
+    else as escaped text. At most ``limit`` headers, each bounded.
+    """
+    if not isinstance(headers, dict):
+        return {}
+    safe: dict[str, Any] = {}
+    for key, value in list(headers.items())[:limit]:
+        name = escape(key, 120)
+        if name.startswith('x-hwbus-') and name not in _ENVELOPE_HEADERS:
+            continue  # the consumer writes its own; never trust a copy
+        if isinstance(value, bool) or value is None:
+            safe[name] = value
+        elif isinstance(value, int) and -2**63 <= value < 2**63:
+            safe[name] = value
+        elif isinstance(value, str) and len(value) <= 1024:
+            safe[name] = value if name in _ENVELOPE_HEADERS else \
+                escape(value)
+        else:
+            safe[name] = escape(value, 200)
+    return safe
+
+
+def digest(body: bytes) -> str:
+    """What a dead letter keeps of a body too large to keep."""
+    return 'sha256:' + hashlib.sha256(body).hexdigest()

@@ -1,0 +1,61 @@
+"""Untrusted text, made safe to show on one line.
+
+Everything a message or a request carries (a ramdisk's error report, a
+header, a MAC parameter) may end up in a log line, on an operator's
+terminal or in a notification. A line break in it would let the sender
+write a whole fake log line; terminal escapes could rewrite the screen.
+``escape`` turns every such character into a visible ``\\xNN`` escape,
+and ``OneLineFilter`` applies it to every log record hwbus writes, so no
+call site has to remember.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators and
+# the bidirectional overrides that reorder what a terminal shows.
+_UNSAFE = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e'
+                     '\u2066-\u2069\ud800-\udfff]')
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f'\\x{code:02x}' if code < 0x100 else f'\\u{code:04x}'
+
+
+def escape(value: object, limit: int | None = None) -> str:
+    """``value`` as one line of printable text, cut at ``limit`` chars.
+
+    Bytes are shown as Python shows them (``b'...'``), which escapes
+    everything unprintable; text keeps its printable characters.
+    """
+    text = repr(value) if isinstance(value, bytes | bytearray) else \
+        str(value)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + '...'
+    return _UNSAFE.sub(_escape_one, text)
+
+
+class OneLineFilter(logging.Filter):
+    """Render each record's message once, escaped, so it stays one line.
+
+    Tracebacks are kept (oslo.log prefixes each of their lines with the
+    time and level, so they cannot pass for a record of their own).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _UNSAFE.search(message):
+            record.msg = escape(message)
+            record.args = None
+        return True
+
+
+def install_log_filter(logger: logging.Logger | None = None) -> None:
+    """Put OneLineFilter on every handler of ``logger`` (root by default)."""
+    logger = logger or logging.getLogger()
+    for handler in logger.handlers:
+        if not any(isinstance(f, OneLineFilter) for f in handler.filters):
+            handler.addFilter(OneLineFilter())
