@@ -59,6 +59,17 @@ def status_error(status: int, what: str, text: str = '') -> Exception:
     return IronicRefused(detail)
 
 
+def baremetal(connection: Any) -> Any:
+    """The connection's baremetal proxy, made on first use.
+
+    openstacksdk discovers the endpoint when the proxy is first asked
+    for; with Ironic (or Keystone) down that raises, so it is asked for
+    per call, where a failure is transient, never at start-up.
+    """
+    with calling('Ironic endpoint discovery'):
+        return connection.baremetal
+
+
 @contextlib.contextmanager
 def calling(what: str) -> Iterator[None]:
     """Turn SDK and transport errors into hwbus's two families."""
@@ -67,6 +78,5 @@ def calling(what: str) -> Iterator[None]:
     except sdk_exc.HttpException as exc:
         raise status_error(exc.status_code or 503, what,
                            str(exc.details or '')) from None
-    except (ks_exc.ConnectionError, ks_exc.http.HttpError,
-            sdk_exc.SDKException, OSError) as exc:
+    except (ks_exc.ClientException, sdk_exc.SDKException, OSError) as exc:
         raise IronicUnavailable(f'{what}: {type(exc).__name__}') from None

@@ -13,6 +13,7 @@ from hwbus.conf import (
     credentials,
     database,
     enroll,
+    inspection,
     ironic,
     notifications,
     ramdisk,
@@ -22,7 +23,7 @@ CONF = cfg.CONF
 
 # Every option group module; opts.py lists the same for the generator.
 MODULES = (bootserver, broker, consumer, credentials, database, enroll,
-           ironic, notifications, ramdisk)
+           inspection, ironic, notifications, ramdisk)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -8,9 +8,17 @@ GROUP = cfg.OptGroup('enroll', title='Enrolment',
 
 OPTS = [
     cfg.BoolOpt('create_nodes', default=True,
-                help='Create a node when no existing one matches the '
-                     'inventory (by port MAC, BMC address, system serial '
-                     'or the credential\'s node).'),
+                help='Create a node for a boot whose credential names no '
+                     'node and whose MAC is no node\'s port.'),
+    cfg.ListOpt('states', default=['enroll', 'manageable', 'inspect wait'],
+                help='Provision states in which discovery may update an '
+                     'existing node. A node in any other state (available, '
+                     'active, deploying, cleaning, ...) is never changed: '
+                     'its inventory is dead-lettered "node-state". A '
+                     'credential issued for a MAC (the boot server) may '
+                     'moreover update only a node that awaits discovery: '
+                     'in "inspect wait", or enrolled by discovery and '
+                     'still in "enroll".'),
     cfg.StrOpt('driver', default='ipmi',
                help='Hardware type of created nodes.'),
     cfg.StrOpt('resource_class',

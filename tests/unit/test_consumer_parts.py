@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+from hwbus import binding
 from hwbus.consumer import factory, history
 from hwbus.consumer.appliers import Context, enroll
 
@@ -55,7 +56,7 @@ def test_properties_are_what_ironic_inspection_would_set():
 def test_placeholder_serials_are_ignored(serial, expected):
     doc = _doc()
     doc['inventory']['system_vendor']['serial_number'] = serial
-    assert enroll.serial_of(doc['inventory']) == expected
+    assert binding.serial_of(doc['inventory']) == expected
 
 
 def test_local_link_connection_from_raw_lldp():
@@ -76,7 +77,7 @@ def test_local_link_connection_from_raw_lldp():
 
 def test_node_names_follow_the_template_or_are_left_out():
     conf = types.SimpleNamespace(enroll=types.SimpleNamespace(
-        name_template='{vendor}-{serial}'))
+        name_template='{vendor}-{serial}', states=['enroll']))
     applier = enroll.EnrollApplier(conf, types.SimpleNamespace(
         baremetal=None))
     doc = _doc()

@@ -29,6 +29,8 @@ class Context:
     credential: Credential
     inventory: dict[str, Any]
     plugin_data: dict[str, Any]
+    # An operator asked for it again: apply it, whatever came before.
+    replay: bool = False
 
     @property
     def macs(self) -> list[str]:
@@ -39,8 +41,10 @@ class Context:
     def redelivered(self) -> bool:
         """This very message was received before (by this or another
         consumer) and not finished: an earlier attempt may have reached
-        Ironic already."""
-        return holds(self.credential, State.RECEIVED, self.message_id)
+        Ironic already. Never for an operator's replay, which must reach
+        Ironic now or fail."""
+        return not self.replay and holds(self.credential, State.RECEIVED,
+                                         self.message_id)
 
     @property
     def boot_mac(self) -> str | None:

@@ -1,11 +1,14 @@
-"""``enroll``: find or create the node and set it up, any Ironic state.
+"""``enroll``: create the boot's node, or set up the one it is bound to.
 
 For sites whose Ironic has no inspection, or whose nodes are not in
-``inspect wait``. Lookup order: the credential's bound node, any port MAC
-(USB NICs are never in the inventory), the BMC address, the system serial
-(kept in ``extra.system_serial`` by this applier). The key that matched is
-reported. Every write is computed as a difference first, so applying the
-same inventory twice writes nothing the second time.
+``inspect wait``. Which node a boot may write is the binding rule's
+(hwbus.binding): the credential's node, or the node owning its MAC when
+that node awaits discovery, or a new one; never a node found by another
+MAC, the BMC address or the serial, and only in ``[enroll] states``. The
+node records the identity discovery saw (``extra.hwbus_identity``), so a
+later boot of the same MAC as another machine is quarantined. Every write
+is computed as a difference first, so applying the same inventory twice
+writes nothing the second time.
 """
 
 from __future__ import annotations
@@ -13,23 +16,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hwbus import ironic
+from hwbus import binding, ironic
 from hwbus.consumer.appliers import Applied, Context
 
 GIB = 1024 ** 3
 NAME_RE = re.compile(r'^[a-zA-Z0-9._~-]{1,255}$')
-PLACEHOLDER_SERIALS = {'', 'to be filled by o.e.m.', 'default string',
-                       'system serial number', 'not specified', '0',
-                       '0123456789', 'none'}
-
-
-def serial_of(inventory: dict[str, Any]) -> str | None:
-    serial = (inventory.get('system_vendor') or {}).get('serial_number')
-    if not serial or serial.strip().lower() in PLACEHOLDER_SERIALS:
-        return None
-    return serial.strip()
-
-
 def properties_for(context: Context) -> dict[str, Any]:
     """Ironic's scheduling properties, as its inspection would set them."""
     inv = context.inventory
@@ -83,44 +74,17 @@ class EnrollApplier:
 
     def __init__(self, conf: Any, connection: Any) -> None:
         self.conf = conf.enroll
-        self.baremetal = connection.baremetal
+        self.connection = connection
+        self.binding = binding.Binding(connection, self.conf.states)
 
-    # -- lookup ---------------------------------------------------------
-    def find(self, context: Context) -> tuple[Any | None, str | None]:
-        bm = self.baremetal
-        with ironic.calling('node lookup'):
-            if context.credential.node:
-                node = bm.find_node(context.credential.node,
-                                    ignore_missing=True)
-                if node is None:
-                    raise ironic.NodeNotFound(
-                        f'the credential is bound to node '
-                        f'{context.credential.node}, which Ironic does '
-                        f'not know')
-                return bm.get_node(node.id), 'credential-node'
-            for mac in context.macs:
-                ports = list(bm.ports(address=mac, fields=['node_uuid']))
-                if ports:
-                    return bm.get_node(ports[0].node_id), f'mac {mac}'
-            bmc = context.inventory.get('bmc_address')
-            serial = serial_of(context.inventory)
-            if not bmc and not serial:
-                return None, None
-            for node in bm.nodes(details=True):
-                info = node.driver_info or {}
-                if bmc and bmc != '0.0.0.0' and any(  # noqa: S104
-                        k.endswith('_address') and bmc in str(v)
-                        for k, v in info.items()):
-                    return node, f'bmc {bmc}'
-                if serial and (node.extra or {}).get(
-                        'system_serial') == serial:
-                    return node, f'serial {serial}'
-        return None, None
+    @property
+    def baremetal(self) -> Any:
+        return ironic.baremetal(self.connection)
 
     # -- create ---------------------------------------------------------
     def _name(self, context: Context) -> str | None:
         vendor = context.inventory.get('system_vendor') or {}
-        fields = {'serial': serial_of(context.inventory) or '',
+        fields = {'serial': binding.serial_of(context.inventory) or '',
                   'vendor': vendor.get('manufacturer') or '',
                   'product': vendor.get('product_name') or '',
                   'mac': (context.boot_mac or '').replace(':', '-'),
@@ -133,8 +97,9 @@ class EnrollApplier:
         return name if NAME_RE.match(name) else None
 
     def create(self, context: Context) -> Any:
-        attrs: dict[str, Any] = {'driver': self.conf.driver,
-                                 'extra': {'hwbus_boot_id': context.boot_id}}
+        attrs: dict[str, Any] = {
+            'driver': self.conf.driver,
+            'extra': {binding.DISCOVERED_BY: context.boot_id}}
         name = self._name(context)
         if name:
             attrs['name'] = name
@@ -150,8 +115,9 @@ class EnrollApplier:
 
     # -- update ---------------------------------------------------------
     def apply(self, context: Context) -> Applied:
-        node, matched_by = self.find(context)
-        result = Applied(matched_by=matched_by)
+        target = self.binding.resolve(context.credential, context.inventory)
+        node = target.node
+        result = Applied(matched_by=target.matched_by)
         if node is None:
             if not self.conf.create_nodes:
                 raise ironic.NodeNotFound(
@@ -181,10 +147,17 @@ class EnrollApplier:
             patch.append({'op': 'add', 'path': '/properties/capabilities',
                           'value': ','.join(f'{k}:{v}' for k, v in
                                             sorted(caps.items()))})
-        serial = serial_of(context.inventory)
-        if serial and (node.extra or {}).get('system_serial') != serial:
+        extra = node.extra or {}
+        serial = binding.serial_of(context.inventory)
+        if serial and extra.get('system_serial') != serial:
             patch.append({'op': 'add', 'path': '/extra/system_serial',
                           'value': serial})
+        recorded = extra.get(binding.IDENTITY)
+        identity = {**(recorded if isinstance(recorded, dict) else {}),
+                    **binding.identity_of(context.inventory)}
+        if identity and identity != recorded:
+            patch.append({'op': 'add', 'path': f'/extra/{binding.IDENTITY}',
+                          'value': identity})
         if patch:
             with ironic.calling('node update'):
                 self.baremetal.patch_node(node, patch)

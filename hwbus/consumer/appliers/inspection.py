@@ -1,20 +1,24 @@
 """``inspection``: hand the inventory to Ironic's own inspection.
 
 ``POST /v1/continue_inspection`` (API 1.84+) with the inventory and the
-plugin data, exactly what ironic-python-agent sends. A node waiting in
-``inspect wait`` continues; an unknown one is enrolled by Ironic's
-auto-discovery when that is on. Ironic's inspection hooks and rules run
-as usual. Ironic deduplicates nothing here: a redelivered message re-runs
-the same hooks on the same data, or, when the first attempt already took
-the node out of inspection, is refused with 404; then the node that owns
-the boot's MAC is the one the first attempt reached.
+plugin data, exactly what ironic-python-agent sends, so Ironic's
+inspection hooks and rules run as usual. Which node it may continue is
+the binding rule's (hwbus.binding), checked first: the node the
+credential is bound to, or the one owning its MAC, is named to Ironic
+(``node_uuid``), and Ironic checks the inventory's MACs and BMC address
+against it as well; a boot of a machine Ironic does not know is enrolled
+by Ironic's auto-discovery when that is on.
+
+Ironic deduplicates nothing: a redelivered message whose first delivery
+already took the node out of ``inspect wait`` was applied by that
+delivery, and is acknowledged as such.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hwbus import ironic
+from hwbus import binding, ironic
 from hwbus.consumer.appliers import Applied, Context
 
 
@@ -23,39 +27,40 @@ class InspectionApplier:
 
     def __init__(self, conf: Any, connection: Any) -> None:
         self.connection = connection
+        self.binding = binding.Binding(connection, conf.inspection.states)
 
     def apply(self, context: Context) -> Applied:
+        redelivered = context.redelivered
+        target = self.binding.resolve(context.credential, context.inventory,
+                                      redelivered=redelivered)
+        node = target.node
+        if redelivered and node is not None and \
+                node.provision_state not in self.binding.states:
+            return Applied(node=node.id, matched_by='redelivery',
+                           changes=['applied by an earlier delivery'])
         body = dict(context.plugin_data)
         body['inventory'] = context.inventory
+        path = '/continue_inspection'
+        if node is not None:
+            path += f'?node_uuid={node.id}'
         with ironic.calling('continue_inspection'):
-            response = self.connection.baremetal.post(
-                '/continue_inspection', json=body, microversion='1.84',
-                raise_exc=False)
-        if response.status_code == 404 and context.redelivered:
-            node = self._node_of(context)
-            if node:
-                return Applied(node=node, matched_by='redelivery',
-                               changes=['applied by an earlier delivery'])
+            response = self.binding.baremetal.post(
+                path, json=body, microversion='1.84', raise_exc=False)
         if response.status_code == 404:
-            raise ironic.NodeNotFound(
-                'continue_inspection: Ironic found no node to continue (it '
-                'looks up only nodes in "inspect wait", or enrols unknown '
-                'ones when auto-discovery is on); known nodes outside '
-                'inspection need the "enroll" applier')
+            raise ironic.NodeNotFound(self._not_found(node))
         if response.status_code not in (200, 202):
             raise ironic.status_error(response.status_code,
                                       'continue_inspection', response.text)
-        node = (response.json().get('node') or {}).get('uuid')
-        return Applied(node=node, matched_by='ironic-lookup',
-                       changes=['inspection continued'])
+        uuid = (response.json().get('node') or {}).get('uuid')
+        return Applied(node=uuid, matched_by=target.matched_by or
+                       'ironic-discovery', changes=['inspection continued'])
 
-    def _node_of(self, context: Context) -> str | None:
-        mac = context.boot_mac or (context.macs or [None])[0]
-        if not mac:
-            return None
-        with ironic.calling('port lookup'):
-            # The short listing has no node: ask for the details.
-            for port in self.connection.baremetal.ports(details=True,
-                                                        address=mac):
-                return port.node_id
-        return None
+    @staticmethod
+    def _not_found(node: Any) -> str:
+        if node is None:
+            return ('continue_inspection: Ironic enrolled no node for this '
+                    'new machine (enable its [auto_discovery], or use the '
+                    '"enroll" applier)')
+        return (f'continue_inspection: Ironic refused node {node.id} (it '
+                f'continues only nodes in "inspect wait" whose ports and '
+                f'BMC address agree with the inventory)')
