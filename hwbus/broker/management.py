@@ -189,6 +189,17 @@ class Management:
                      f'/api/bindings/{_q(self.vhost)}/e/{_q(exchange)}'
                      f'/q/{_q(queue)}', {'routing_key': routing_key})
 
+    def put_policy(self, name: str, pattern: str, definition: dict,
+                   apply_to: str = 'queues', priority: int = 0) -> None:
+        self.request('PUT', f'/api/policies/{_q(self.vhost)}/{_q(name)}',
+                     {'pattern': pattern, 'definition': definition,
+                      'apply-to': apply_to, 'priority': priority})
+
+    def policy(self, name: str) -> dict | None:
+        return self.request('GET',
+                            f'/api/policies/{_q(self.vhost)}/{_q(name)}',
+                            ok_missing=True)
+
     def overview(self) -> dict:
         return self.request('GET', '/api/overview')
 

@@ -31,6 +31,12 @@ class Topology:
     dead_queue: str = 'hwbus.inventory.dead'
     delivery_limit: int = 20
     consumer_user: str = 'hwbus-consumer'
+    # Bytes each queue may hold; beyond, the broker refuses publishes
+    # (reject-publish) and loses nothing it accepted.
+    queue_max_bytes: int = 512 * 1024 * 1024
+    dead_queue_max_bytes: int = 256 * 1024 * 1024
+    # The largest body the broker accepts (rabbitmq.conf).
+    max_message_size: int = 1024 * 1024
 
     @classmethod
     def from_conf(cls, group: Any) -> Topology:
@@ -38,7 +44,10 @@ class Topology:
                    queue=group.queue, dead_exchange=group.dead_exchange,
                    dead_queue=group.dead_queue,
                    delivery_limit=group.delivery_limit,
-                   consumer_user=group.consumer_user)
+                   consumer_user=group.consumer_user,
+                   queue_max_bytes=group.queue_max_bytes,
+                   dead_queue_max_bytes=group.dead_queue_max_bytes,
+                   max_message_size=group.max_message_size)
 
     def queue_arguments(self) -> dict[str, Any]:
         # at-least-once dead-lettering keeps a message in the source queue
@@ -51,6 +60,31 @@ class Topology:
 
     def dead_queue_arguments(self) -> dict[str, Any]:
         return {'x-queue-type': 'quorum'}
+
+    def policies(self) -> dict[str, dict[str, Any]]:
+        """Limits on both queues, as policies (queue arguments cannot
+        change after a queue exists; policies can).
+
+        One credential may publish many messages before the consumer sees
+        its first: whatever it sends, the queues stay within these bytes.
+        ``reject-publish`` refuses new messages (publishers see a nack and
+        retry until their deadline); nothing accepted is dropped.
+        """
+        return {
+            f'{self.queue}-limits': {
+                'pattern': f'^{re.escape(self.queue)}$',
+                'definition': {'max-length-bytes': self.queue_max_bytes,
+                               'overflow': 'reject-publish'}},
+            f'{self.dead_queue}-limits': {
+                'pattern': f'^{re.escape(self.dead_queue)}$',
+                'definition': {'max-length-bytes': self.dead_queue_max_bytes,
+                               'overflow': 'reject-publish'}},
+        }
+
+    def broker_config(self) -> str:
+        """What rabbitmq.conf must say; the management API cannot set it."""
+        return (f'max_message_size = {self.max_message_size}  '
+                f'# rabbitmq.conf: larger messages are refused at publish')
 
     def boot_permissions(self) -> dict[str, str]:
         """A per-boot user: publish to the inventory exchange, nothing else.
@@ -96,6 +130,11 @@ def setup(management: Management, topology: Topology,
     management.bind(topology.exchange, topology.queue, INVENTORY_PATTERN)
     management.bind(topology.dead_exchange, topology.dead_queue, '#')
     done.append('bindings')
+    for name, policy in topology.policies().items():
+        management.put_policy(name, policy['pattern'], policy['definition'])
+    done.append(f'policies: at most {topology.queue_max_bytes} bytes in '
+                f'{topology.queue}, {topology.dead_queue_max_bytes} in '
+                f'{topology.dead_queue}, new messages refused beyond')
     if consumer_password:
         management.put_user(topology.consumer_user, consumer_password)
         management.set_permissions(topology.consumer_user,
@@ -146,6 +185,9 @@ def definitions(topology: Topology,
                      binding(topology.dead_exchange, topology.dead_queue,
                              '#')],
         'users': [], 'permissions': [],
+        'policies': [{'vhost': vhost, 'name': name, 'apply-to': 'queues',
+                      'priority': 0, **policy}
+                     for name, policy in topology.policies().items()],
     }
     if consumer_password:
         result['users'].append({

@@ -108,6 +108,8 @@ def do_setup_broker() -> int:
         return 0
     for line in broker_topology.setup(make_management(), topology, password):
         print(f'declared {line}')
+    print(f'broker configuration needed (rabbitmq.conf on every node): '
+          f'{topology.broker_config()}')
     return 0
 
 

@@ -61,7 +61,21 @@ OPTS = [
     cfg.IntOpt('max_message_size', default=1024 * 1024, min=4096,
                help='Largest inventory in bytes, after decompression. '
                     'Checked by the ramdisk before sending and by the '
-                    'consumer before and after decompression.'),
+                    'consumer before and after decompression. Set the '
+                    'same max_message_size in rabbitmq.conf, so that the '
+                    'broker refuses larger messages before anyone reads '
+                    'them ("hwbus-manage setup-broker" reminds you).'),
+    cfg.IntOpt('queue_max_bytes', default=512 * 1024 * 1024, min=1024 * 1024,
+               help='Bytes the inventory queue may hold (a policy set by '
+                    '"hwbus-manage setup-broker"). Beyond, the broker '
+                    'refuses new messages (the ramdisks retry until their '
+                    'deadline); nothing accepted is dropped.'),
+    cfg.IntOpt('dead_queue_max_bytes', default=256 * 1024 * 1024,
+               min=1024 * 1024,
+               help='Bytes the dead-letter queue may hold. Beyond, the '
+                    'consumer keeps a message it would dead-letter in the '
+                    'inventory queue until room is made ("hwbus-manage '
+                    'dead purge").'),
     cfg.FloatOpt('request_timeout', default=10.0, min=0.1,
                  help='Seconds to wait for one management API request.'),
 ]
