@@ -16,8 +16,9 @@ from typing import Any
 
 import kombu
 
-from hwbus.consumer import service
+from hwbus.consumer import service, wire
 from hwbus.consumer.pipeline import APPLIED, Outcome, Pipeline
+from hwbus.text import escape
 
 
 @dataclasses.dataclass
@@ -37,27 +38,40 @@ class Dead:
 
 
 def _describe(message: Any) -> Dead:
-    props = message.properties or {}
-    headers = props.get('application_headers') or {}
+    """A listing row for any message that can be in the queue.
+
+    Dead letters copy what a sender chose (and the broker dead-letters
+    some messages itself, unchanged): every field is read defensively
+    and shown escaped.
+    """
+    props = message.properties if isinstance(message.properties,
+                                             dict) else {}
+    headers = props.get('application_headers')
+    headers = headers if isinstance(headers, dict) else {}
     at = headers.get(service.DEAD_AT)
+    try:
+        dead_at = datetime.datetime.fromtimestamp(at, datetime.UTC) \
+            .isoformat(timespec='seconds') if isinstance(at, int) else ''
+    except (OverflowError, OSError, ValueError):
+        dead_at = ''
+    size = headers.get(service.BODY_SIZE)
     return Dead(
-        message_id=str(props.get('message_id') or ''),
-        reason=str(headers.get(service.DEAD_REASON) or
-                   _death_reason(headers) or '?'),
-        detail=str(headers.get(service.DEAD_DETAIL) or ''),
-        user_id=str(headers.get(service.ORIGINAL_USER) or
-                    props.get('user_id') or ''),
-        boot_id=str(headers.get('x-hwbus-boot-id') or ''),
-        dead_at=(datetime.datetime.fromtimestamp(at, datetime.UTC)
-                 .isoformat(timespec='seconds') if isinstance(at, int)
-                 else ''),
-        size=len(message.body), raw=message)
+        message_id=escape(props.get('message_id') or '', 128),
+        reason=escape(headers.get(service.DEAD_REASON) or
+                      _death_reason(headers) or '?', 64),
+        detail=escape(headers.get(service.DEAD_DETAIL) or '', 1000),
+        user_id=escape(headers.get(service.ORIGINAL_USER) or
+                       props.get('user_id') or '', 64),
+        boot_id=escape(headers.get('x-hwbus-boot-id') or '', 64),
+        dead_at=dead_at,
+        size=size if isinstance(size, int) else len(wire.body_of(message)),
+        raw=message)
 
 
 def _death_reason(headers: dict[str, Any]) -> str | None:
     """The broker's own reason (x-death), e.g. delivery_limit."""
-    deaths = headers.get('x-death') or []
-    if deaths and isinstance(deaths[0], dict):
+    deaths = headers.get('x-death')
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         return str(deaths[0].get('reason'))
     return None
 
@@ -75,7 +89,7 @@ class DeadLetters:
         """Get every message, ask decide(): 'ack' or anything else
         (requeue). Messages stay unacknowledged until all are settled at
         the end, so none comes round twice."""
-        channel = self.connection.channel()
+        channel = wire.prepare(self.connection.channel())
         results, held = [], []
         try:
             for _ in range(limit):
@@ -113,7 +127,7 @@ class DeadLetters:
             message = dead.raw
             props = dict(service.message_properties(message))
             props['user_id'] = dead.user_id
-            outcome = pipeline.process(bytes(message.body), props,
+            outcome = pipeline.process(wire.body_of(message), props,
                                        replay=True)
             outcomes.append((dead, outcome))
             return 'ack' if outcome.kind == APPLIED else None

@@ -26,6 +26,7 @@ import kombu
 from hwbus.consumer import metrics, wire
 from hwbus.consumer.pipeline import APPLIED, DEAD, INTERNAL, Outcome, Pipeline
 from hwbus.credentials import Credentials
+from hwbus.store.api import utcnow
 
 LOG = logging.getLogger(__name__)
 
@@ -298,12 +299,32 @@ class Service:
             LOG.debug('queue depth: %s', exc)
 
     def _sweep_forever(self) -> None:
-        while not self.stopping.wait(self.settings.sweep_interval):
+        """Sweep every ``sweep_interval``, and at each expiry: an expired
+        credential's broker user is deleted within a second or so, not
+        up to a whole interval later."""
+        last_full = time.monotonic()
+        while not self.stopping.wait(self._until_next_sweep()):
+            # The orphan scan lists every broker user: once an interval.
+            full = time.monotonic() - last_full >= \
+                self.settings.sweep_interval
+            if full:
+                last_full = time.monotonic()
             try:
-                result = self.credentials.sweep()
+                result = self.credentials.sweep(orphans=full)
                 metrics.CREDENTIALS.labels('expired').inc(len(result.expired))
             except Exception as exc:
                 LOG.warning('credential sweep failed: %s', exc)
+
+    def _until_next_sweep(self) -> float:
+        interval = self.settings.sweep_interval
+        try:
+            expiry = self.credentials.store.next_expiry()
+        except Exception:  # the store is down: the sweep will say so
+            return interval
+        if expiry is None:
+            return interval
+        due = (expiry - utcnow()).total_seconds() + 0.5
+        return min(interval, max(due, 0.5))
 
     def run(self) -> None:
         """Consume until stop(); reconnect after any connection loss."""

@@ -251,12 +251,14 @@ class Credentials:
         return self.store.get(boot_id)
 
     # -- sweeping -------------------------------------------------------
-    def sweep(self, now: datetime.datetime | None = None) -> SweepResult:
+    def sweep(self, now: datetime.datetime | None = None,
+              orphans: bool = True) -> SweepResult:
         """Expire unused credentials and delete every stray boot user.
 
         Three kinds of leftovers: issued credentials past their expiry;
-        used or revoked ones whose user deletion did not finish; broker
-        users of the per-boot form with no live record at all.
+        used or revoked ones whose user deletion did not finish; and,
+        with ``orphans`` (it lists every broker user), broker users of the
+        per-boot form with no live record at all.
         """
         result = SweepResult()
         for credential in self.store.expired(now):
@@ -270,6 +272,8 @@ class Credentials:
         for credential in self.store.user_not_deleted():
             self.delete_user(credential)
             result.finished.append(credential.boot_id)
+        if not orphans:
+            return result
         live = self.store.live_usernames()
         for user in self.management.users():
             name = user['name']

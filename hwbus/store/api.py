@@ -252,6 +252,13 @@ class Store:
                        Credential.expires_at <= now)
                 .order_by(Credential.expires_at).limit(limit)))
 
+    def next_expiry(self) -> datetime.datetime | None:
+        """When the next issued credential expires (None: none issued)."""
+        with self.session() as session:
+            return session.scalar(
+                sa.select(sa.func.min(Credential.expires_at))
+                .where(Credential.state == State.ISSUED.value))
+
     def user_not_deleted(self, limit: int = 1000) -> list[Credential]:
         """Credentials past ``issued`` whose broker user may linger.
 
