@@ -30,6 +30,9 @@ def write_config(path: pathlib.Path, rabbit, database_url: str,
     if getattr(rabbit, 'tls_only', False):
         ca = (f'ca_file = {rabbit.ca_file}\n'
               f'        management_ca_file = {rabbit.ca_file}')
+    # It holds the broker's admin and consumer passwords: owner only.
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     path.write_text(textwrap.dedent(f'''\
         [DEFAULT]
         debug = true

@@ -34,8 +34,11 @@ class RabbitMQServer:
                  cookie: str | None = None,
                  epmd_port: int | None = None,
                  admin_password: str | None = None,
-                 host: str = '127.0.0.1') -> None:
+                 host: str = '127.0.0.1',
+                 max_message_size: int = 1024 * 1024) -> None:
         self.name = name or f'hwbus-{secrets.token_hex(4)}'
+        # The broker refuses larger bodies at publish (docs/security.md).
+        self.max_message_size = max_message_size
         # The address clients use (AMQP, management); a network namespace
         # test puts it on a veth. Erlang distribution stays on loopback.
         self.host = host
@@ -96,6 +99,10 @@ class RabbitMQServer:
                                                  'enabled_plugins'),
             'RABBITMQ_PID_FILE': str(self.workdir / 'rabbitmq.pid'),
             'RABBITMQ_CONF_ENV_FILE': str(self.workdir / 'rabbitmq-env.conf'),
+            # Erlang distribution (clustering, rabbitmqctl) on loopback
+            # only: it listens on every address otherwise.
+            'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS':
+                '-kernel inet_dist_use_interface {127,0,0,1}',
         })
         if self.tls_only:
             # These would add a plain listener back.
@@ -126,6 +133,7 @@ class RabbitMQServer:
             default_pass = {self.admin_password}
             default_user_tags.administrator = true
             loopback_users = none
+            max_message_size = {self.max_message_size}
             log.file.level = info
             log.console = false
             '''))
