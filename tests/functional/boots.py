@@ -58,7 +58,11 @@ def publish_raw(issued, body: bytes, properties: dict) -> None:
                               pika.BasicProperties(**properties),
                               mandatory=True)
     finally:
-        connection.close()
+        try:
+            connection.close()
+        except pika.exceptions.ConnectionClosedByBroker:
+            pass  # the consumer took the message and deleted the user
+
 
 
 def signed_properties(issued, body: bytes, key=None, **overrides) -> dict:

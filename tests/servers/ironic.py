@@ -154,6 +154,41 @@ class IronicServer:
                              headers=self._headers(), timeout=60,
                              verify=self._verify)
 
+    def request(self, method: str, path: str,
+                body: dict | list | None = None) -> requests.Response:
+        return requests.request(method, self.url + path, json=body,
+                                headers=self._headers(), timeout=60,
+                                verify=self._verify)
+
+    def enroll(self, state: str = 'enroll', ports: tuple[str, ...] = (),
+               **attrs) -> dict:
+        """A node of the fake hardware type, brought to ``state``
+        (enroll, manageable, inspect wait or available), with ports."""
+        import time
+
+        attrs.setdefault('driver', 'fake-hardware')
+        response = self.request('POST', '/v1/nodes', attrs)
+        response.raise_for_status()
+        node = response.json()['uuid']
+        for mac in ports:
+            self.request('POST', '/v1/ports', {
+                'node_uuid': node, 'address': mac}).raise_for_status()
+        steps = {'enroll': [], 'manageable': [('manage', 'manageable')],
+                 'inspect wait': [('manage', 'manageable'),
+                                  ('inspect', 'inspect wait')],
+                 'available': [('manage', 'manageable'),
+                               ('provide', 'available')]}[state]
+        for target, reached in steps:
+            self.request('PUT', f'/v1/nodes/{node}/states/provision',
+                         {'target': target}).raise_for_status()
+            deadline = time.monotonic() + 60
+            while self.get(f'/v1/nodes/{node}')['provision_state'] != \
+                    reached:
+                if time.monotonic() > deadline:
+                    raise ServerError(f'node {node} did not reach {reached}')
+                time.sleep(0.2)
+        return self.get(f'/v1/nodes/{node}')
+
     def _all(self, path: str, key: str) -> list[dict]:
         """Every item of a collection, following Ironic's pagination."""
         items: list[dict] = []

@@ -16,22 +16,13 @@ import pytest
 from hwbus import text
 from hwbus.consumer import service, wire
 from hwbus.envelope import Undecodable, read_header
+from tests import amqpbytes
 
-
-def _shortstr(raw: bytes) -> bytes:
-    return struct.pack('>B', len(raw)) + raw
-
-
-def _table(items: bytes) -> bytes:
-    return struct.pack('>I', len(items)) + items
-
-
-def _properties(flags: int, *fields: bytes) -> bytes:
-    return struct.pack('>H', flags) + b''.join(fields)
-
-
+_shortstr, _table, _properties = (amqpbytes.shortstr, amqpbytes.table,
+                                  amqpbytes.properties)
 CONTENT_TYPE, HEADERS, MESSAGE_ID, TIMESTAMP, USER_ID = (
-    0x8000, 0x2000, 0x0080, 0x0040, 0x0010)
+    amqpbytes.CONTENT_TYPE, amqpbytes.HEADERS, amqpbytes.MESSAGE_ID,
+    amqpbytes.TIMESTAMP, amqpbytes.USER_ID)
 USER = _shortstr(b'boot-0123456789abcdef0123')
 
 
