@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hwbus import ironic
-from hwbus.errors import PermanentError
+from hwbus.errors import PermanentError, TransientError
 
 LOG = logging.getLogger(__name__)
 
@@ -217,6 +217,28 @@ class Binding:
             if not redelivered:
                 self._check_state(credential, target)
         return target
+
+    def refusal_for(self, mac: str) -> str | None:
+        """Why the boot server must not issue a credential for ``mac``
+        (None: it may). A MAC Ironic knows is issued only when its node
+        awaits discovery. When Ironic cannot answer, the credential is
+        issued: the consumer applies the same rule before any write, and
+        machines must still boot while Ironic is down."""
+        try:
+            owner = self._owner(mac)
+            if owner is None:
+                return None
+            with ironic.calling('node get'):
+                node = self.baremetal.get_node(owner)
+            if awaits_discovery(node, self.baremetal):
+                return None
+        except TransientError as exc:
+            LOG.warning('could not ask Ironic about %s (%s); issuing: the '
+                        'consumer checks the binding before any write', mac,
+                        exc)
+            return None
+        return (f'{mac} is a port of node {node.id} (provision state '
+                f'"{node.provision_state}"), which does not await discovery')
 
     # -- the target -----------------------------------------------------
     def target(self, credential: Any) -> Target:

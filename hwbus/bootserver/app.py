@@ -18,13 +18,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import flask
 
 from hwbus.bootserver.ratelimit import Limiter
-from hwbus.credentials import BadMac, Credentials, normalize_mac
+from hwbus.credentials import BOOTSERVER, BadMac, Credentials, normalize_mac
 from hwbus.errors import HwbusError
+from hwbus.text import escape
 
 LOG = logging.getLogger(__name__)
 IMAGES = ('vmlinuz', 'initramfs.zst')
@@ -33,10 +35,7 @@ IMAGES = ('vmlinuz', 'initramfs.zst')
 def printable(text: str, limit: int = 200) -> str:
     """Text safe for one log line or one iPXE ``echo``: control and
     non-ASCII characters escaped, cut at ``limit`` characters."""
-    escaped = ''.join(c if ' ' <= c <= '~' else
-                      c.encode('unicode_escape').decode('ascii')
-                      for c in text[:limit])
-    return escaped + ('...' if len(text) > limit else '')
+    return escape(text, limit).encode('ascii', 'backslashreplace').decode()
 
 
 def _script(lines: list[str], status: int = 200) -> flask.Response:
@@ -76,9 +75,16 @@ def client_address(proxies: list[Any]) -> str:
 
 
 def create_app(credentials: Credentials, conf: Any,
-               limiter: Limiter | None = None) -> flask.Flask:
+               limiter: Limiter | None = None,
+               refusal_for: Callable[[str], str | None] | None = None,
+               ) -> flask.Flask:
     """The application; ``conf`` is the [bootserver] and [ramdisk] option
-    groups' parent (oslo CONF or any object with the same shape)."""
+    groups' parent (oslo CONF or any object with the same shape).
+
+    ``refusal_for(mac)`` says why a MAC must not get a credential (the
+    binding rule asks Ironic: hwbus.binding.Binding.refusal_for), None
+    when it may.
+    """
     group = conf.bootserver
     limiter = limiter or Limiter.from_conf(group)
     proxies = _networks(group.trusted_proxies)
@@ -106,11 +112,15 @@ def create_app(credentials: Credentials, conf: Any,
         why = limiter.check(client, mac)
         if why:
             return _refuse(why, 429, client)
+        why = refusal_for(mac) if refusal_for else None
+        if why:
+            return _refuse(why, 403, client)
         try:
             issued = credentials.issue(mac=mac, ttl=group.credential_ttl,
                                        after=conf.ramdisk.after,
-                                       issued_by='bootserver',
-                                       lldp=conf.ramdisk.lldp_timeout)
+                                       issued_by=BOOTSERVER,
+                                       lldp=conf.ramdisk.lldp_timeout,
+                                       per_mac=group.per_mac_outstanding)
         except HwbusError as exc:
             status = 503 if exc.reason in ('too-many-outstanding',
                                            'broker-unavailable',

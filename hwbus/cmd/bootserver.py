@@ -44,7 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     if bool(group.cert_file) != bool(group.key_file):
         LOG.error('[bootserver] cert_file and key_file go together')
         return 2
-    app = create_app(make_credentials(), conf)
+    refusal_for = None
+    if group.check_ironic:
+        from hwbus import binding, ironic
+
+        refusal_for = binding.Binding(ironic.connect(conf), ()).refusal_for
+    else:
+        LOG.warning('[bootserver] check_ironic is off: credentials are '
+                    'issued for MACs of nodes in use too (the consumer '
+                    'still refuses to write those nodes)')
+    app = create_app(make_credentials(), conf, refusal_for=refusal_for)
     files = _raise_file_limit()
     LOG.info('hwbus-bootserver listening on %s://%s:%d (request heads: '
              '%d bytes within %.0f s; %d + %d image threads; %d open '

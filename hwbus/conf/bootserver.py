@@ -81,6 +81,18 @@ OPTS = [
     cfg.IntOpt('per_client_interval', default=60, min=1,
                help='Seconds of the per-client window (see '
                     'per_client_burst).'),
+    cfg.IntOpt('per_mac_outstanding', default=2, min=1,
+               help='Unused credentials one MAC may hold. A boot request '
+                    'beyond withdraws the oldest, so requests nobody used '
+                    '(a spoofed one, or an earlier PXE attempt) cannot '
+                    'lock the real machine out.'),
+    cfg.BoolOpt('check_ironic', default=True,
+                help='Ask Ironic ([ironic]) about each MAC: one that is a '
+                     'port of a node that does not await discovery (not '
+                     'in "inspect wait", nor enrolled by discovery and '
+                     'still in "enroll") is refused. When Ironic cannot '
+                     'answer, the credential is issued: the consumer '
+                     'checks the same rule before writing.'),
     cfg.IntOpt('per_mac_burst', default=2, min=1,
                help='Credentials one MAC may be issued from one client '
                     'address in any per_mac_interval seconds, so a '

@@ -19,7 +19,7 @@ class FakeCredentials:
         self.ttls = []
         self.fail = fail
 
-    def issue(self, mac, ttl, after, issued_by, lldp):
+    def issue(self, mac, ttl, after, issued_by, lldp, per_mac=0):
         if self.fail:
             raise self.fail
         self.issued.append(mac)
@@ -50,12 +50,25 @@ def _conf(tmp_path, **bootserver):
                  credential_ttl=900, per_client_burst=10,
                  per_client_interval=60, per_mac_burst=2,
                  per_mac_interval=10, global_rate=20.0, global_burst=100,
-                 trusted_proxies=[])
+                 trusted_proxies=[], per_mac_outstanding=2)
     group.update(bootserver)
     return types.SimpleNamespace(
         bootserver=types.SimpleNamespace(**group),
         credentials=types.SimpleNamespace(ttl=3600),
         ramdisk=types.SimpleNamespace(after='poweroff', lldp_timeout=0.0))
+
+
+def test_a_mac_ironic_says_is_in_use_gets_no_credential(tmp_path):
+    creds = FakeCredentials()
+    in_use = '52:54:00:ab:cd:ef'
+    app = create_app(creds, _conf(tmp_path), refusal_for=lambda mac: (
+        f'{mac} is a port of node n1' if mac == in_use else None))
+    client = app.test_client()
+    refused = client.get(f'/boot.ipxe?mac={in_use}')
+    assert refused.status_code == 403
+    assert 'port of node n1' in refused.get_data(as_text=True)
+    assert client.get('/boot.ipxe?mac=52:54:00:ab:cd:01').status_code == 200
+    assert creds.issued == ['52:54:00:ab:cd:01']
 
 
 def _client(tmp_path, credentials=None, limiter=None, **bootserver):

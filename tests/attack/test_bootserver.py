@@ -29,8 +29,9 @@ SLOW_CLIENTS = 64
 
 
 @pytest.fixture
-def site(broker, tmp_path):
-    """A boot server on its own store, with the default limits."""
+def site(broker, ironic, tmp_path):
+    """A boot server on its own store and the real Ironic, with the
+    default limits."""
     port = free_port()
     url = f'sqlite:///{tmp_path}/hwbus.sqlite'
     images = tmp_path / 'images'
@@ -39,7 +40,7 @@ def site(broker, tmp_path):
     with open(images / 'initramfs.zst', 'wb') as f:
         f.truncate(64 * 2 ** 20)  # larger than any socket buffer
     config = write_config(
-        tmp_path / 'hwbus.conf', broker, url, None, CONSUMER_PASSWORD,
+        tmp_path / 'hwbus.conf', broker, url, ironic.url, CONSUMER_PASSWORD,
         extra=f'\n[bootserver]\nhost = 127.0.0.1\nport = {port}\n'
               f'image_dir = {images}\nheader_timeout = {HEADER_TIMEOUT}\n'
               f'image_threads = 2\nsend_timeout = 3\n')
@@ -233,3 +234,34 @@ def test_clients_that_stop_reading_images_do_not_delay_boot_scripts(site):
         sock.close()
     print(f'\n4 stalled image downloads (2 image threads): a real boot in '
           f'{boot * 1000:.0f} ms; all 4 abandoned after send_timeout')
+
+
+def test_macs_of_nodes_in_use_get_no_credential(site, clean_ironic):
+    """The boot server asks Ironic: a MAC of a node that does not await
+    discovery is refused; inspection and unknown MACs still boot."""
+    in_use, inspected, unknown = ('52:54:00:ee:00:01', '52:54:00:ee:00:02',
+                                  '52:54:00:ee:00:03')
+    clean_ironic.enroll('available', ports=(in_use,))
+    clean_ironic.enroll('inspect wait', ports=(inspected,))
+    before = _credentials(site)
+    status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={in_use}')
+    assert status == 403 and 'does not await discovery' in text
+    assert _credentials(site) == before
+    for mac in (inspected, unknown):
+        status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={mac}')
+        _assert_boot_script(status, text)
+
+
+def test_unused_credentials_cannot_lock_a_machine_out(site):
+    """Requests for a victim's MAC from elsewhere: the victim's own
+    request still gets a credential, and at most two stay unused."""
+    mac = '52:54:00:ee:00:10'
+    for source in ('127.0.0.21', '127.0.0.22', '127.0.0.23'):
+        status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={mac}',
+                                   source=source)
+        _assert_boot_script(status, text)
+    status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={mac}',
+                               source='127.0.0.30')
+    _assert_boot_script(status, text)
+    states = sorted(c.state for c in site.store.list(mac=mac))
+    assert states == ['issued', 'issued', 'revoked', 'revoked']
