@@ -136,12 +136,6 @@ def _bad_messages(stack):
             boots.publish_raw(issued, body, boots.signed_properties(
                 issued, body, message_id=nonce))
 
-    def oversize():
-        issued = creds.issue(mac=boots.mac_for(9))
-        doc = dict(good, plugin_data={'blob': 'x' * (1100 * 1024)})
-        body = canonical(doc, issued)
-        boots.publish_raw(issued, body, boots.signed_properties(issued, body))
-
     def bomb():
         issued = creds.issue(mac=boots.mac_for(9))
         packer = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -171,7 +165,7 @@ def _bad_messages(stack):
     return [('bad-signature', forged), ('unknown-credential', unknown_user),
             ('mac-mismatch', other_machine),
             ('expired', expired), ('replayed-boot', replayed),
-            ('oversize', oversize), ('oversize', bomb),
+            ('oversize', bomb),
             ('malformed', malformed), ('schema', schema_invalid)]
 
 

@@ -234,15 +234,34 @@ def test_issue_rolls_back_when_the_broker_refuses(broker, store):
     assert broker.users() == before
 
 
-def test_max_outstanding_refuses_a_flood(broker, store):
+def test_max_outstanding_refuses_a_flood_but_never_the_operator(broker,
+                                                               store):
     from hwbus.credentials import TooManyOutstanding
     from tests.functional.conftest import credentials_for
 
     credentials = credentials_for(broker, store, max_outstanding=3)
     for i in range(3):
-        credentials.issue(mac=f'52:54:00:aa:cc:{i:02x}')
+        credentials.issue(mac=f'52:54:00:aa:cc:{i:02x}',
+                          issued_by='bootserver')
     with pytest.raises(TooManyOutstanding):
-        credentials.issue(mac='52:54:00:aa:cc:99')
+        credentials.issue(mac='52:54:00:aa:cc:99', issued_by='bootserver')
+    # hwbus-manage issue is not counted and not refused.
+    credentials.issue(mac='52:54:00:aa:cc:98')
+
+
+def test_unused_boot_server_credentials_of_a_mac_are_replaced(broker,
+                                                               store):
+    from tests.functional.conftest import credentials_for
+
+    credentials = credentials_for(broker, store)
+    issued = [credentials.issue(mac='52:54:00:aa:dd:01',
+                                issued_by='bootserver', per_mac=2)
+              for _ in range(3)]
+    oldest = store.get(issued[0].credential.boot_id)
+    assert oldest.state == 'revoked' and oldest.user_deleted_at
+    assert issued[0].credential.username not in broker.users()
+    assert [store.get(i.credential.boot_id).state for i in issued[1:]] == \
+        ['issued', 'issued']
 
 
 def test_bootparams_round_trip_through_the_cmdline(credentials):
