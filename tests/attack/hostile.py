@@ -40,6 +40,16 @@ def connect(issued) -> amqp.Connection:
     return connection
 
 
+def admin_connection(broker) -> amqp.Connection:
+    """The broker administrator (for what the broker itself would do)."""
+    url = urllib.parse.urlsplit(broker.amqp_url)
+    connection = amqp.Connection(
+        host=f'{url.hostname}:{url.port}', userid=broker.admin_user,
+        password=broker.admin_password, virtual_host='/')
+    connection.connect()
+    return connection
+
+
 def publish_raw_properties(issued, body: bytes, raw_properties: bytes):
     """Publish as the boot's user; raises when the broker refuses."""
     connection = connect(issued)

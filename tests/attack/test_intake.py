@@ -411,3 +411,52 @@ def test_envelope_fields_are_checked_before_use(stack, figure):
     assert props.headers['x-hwbus-dead-reason'] == 'bad-version'
     figure(attack='envelope version 2', attempts=1, accepted=0,
            refused='bad-version', next_good_s=next_good)
+
+
+def test_the_dead_letter_tools_read_any_message_in_the_queue(stack, figure):
+    """What the broker itself dead-letters keeps the sender's bytes: the
+    operator's tools must read, replay and purge it without a
+    traceback."""
+    import subprocess
+
+    from tests.servers.consumer import BIN
+
+    admin = hostile.admin_connection(stack.broker)
+    poison = [
+        (b'', a.properties(0)),
+        (b'{}', a.properties(a.HEADERS | a.MESSAGE_ID, a.table(
+            a.timestamp_item('when', 2**63)), a.shortstr(b'm-ts'))),
+        (b'x', a.properties(a.MESSAGE_ID | a.CONTENT_TYPE,
+                            a.shortstr(b'\xff\xfe\n'),
+                            a.shortstr(b'\x1b[2J'))),
+    ]
+    try:
+        channel = admin.channel()
+        channel.confirm_select()
+        for body, props in poison:
+            channel.basic_publish_confirm(hostile.RawMessage(body, props),
+                                          exchange='hwbus.dead',
+                                          routing_key='delivery_limit')
+    finally:
+        admin.close()
+
+    def manage(*args):
+        result = subprocess.run(
+            [str(BIN / 'hwbus-manage'), '--config-file', str(stack.config),
+             *args], capture_output=True, text=True, timeout=120)
+        assert 'Traceback' not in result.stderr, result.stderr
+        assert '\x1b' not in result.stdout
+        return result
+
+    listing = manage('dead', 'list')
+    assert listing.returncode == 0 and len(listing.stdout.splitlines()) == 4
+    replay = manage('dead', 'replay', '--all')
+    assert replay.returncode == 1  # none of them can be applied
+    assert replay.stdout.count(': dead ') == 3
+    assert boots.depth(stack.broker, DEAD) == 3  # replay kept them
+    purge = manage('dead', 'purge', '--all')
+    assert purge.returncode == 0 and 'purged 3' in purge.stdout
+    started = time.monotonic()
+    figure(attack='poison messages in the dead-letter queue', attempts=3,
+           accepted=0, refused='listed, not replayed, purged (no traceback)',
+           next_good_s=stack.good_boot(started))
