@@ -106,7 +106,8 @@ def test_without_a_mac_ipxe_is_asked_to_come_back_with_it(tmp_path):
 
 
 @pytest.mark.parametrize('mac', ['nonsense', '01:00:5e:00:00:01',
-                                 '52:54:00:ab:cd', 'x' * 500])
+                                 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00',
+                                 '000000000000', '52:54:00:ab:cd', 'x' * 500])
 def test_malformed_macs_are_refused_without_issuing(tmp_path, mac):
     creds = FakeCredentials()
     response = _client(tmp_path, creds).get(f'/boot.ipxe?mac={mac}')
