@@ -7,6 +7,8 @@ import copy
 import itertools
 import time
 
+import pytest
+
 from hwbus.store import Store
 from tests.functional import boots
 from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
@@ -118,3 +120,23 @@ def set_fields(**fields):
             else:
                 inventory[key] = value
     return change
+
+
+def stack_fixture(appliers: str):
+    """A module's consumer with these appliers (one at a time may run:
+    they share the queue)."""
+
+    @pytest.fixture(scope='module')
+    def stack(broker, ironic, tmp_path_factory):
+        started = Stack.started(broker, ironic, tmp_path_factory, appliers)
+        yield started
+        started.consumer.stop()
+
+    return stack
+
+
+@pytest.fixture(autouse=True)
+def clean(ironic, broker):
+    """No nodes in Ironic and no dead letters when a test starts."""
+    ironic.delete_all_nodes()
+    boots.get_all(broker, DEAD)

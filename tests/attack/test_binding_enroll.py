@@ -11,25 +11,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
+from tests.attack import nodes
+from tests.attack.nodes import set_fields, with_mac
 
-from tests.attack.nodes import Stack, set_fields, with_mac
-from tests.functional import boots
-
-DEAD = 'hwbus.inventory.dead'
-
-
-@pytest.fixture(scope='module')
-def enroll(broker, ironic, tmp_path_factory):
-    stack = Stack.started(broker, ironic, tmp_path_factory, 'enroll')
-    yield stack
-    stack.consumer.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(ironic, broker):
-    ironic.delete_all_nodes()
-    boots.get_all(broker, DEAD)
+enroll = nodes.stack_fixture('enroll')
+clean = nodes.clean
 
 
 def test_enroll_never_rewrites_a_node_in_use(enroll, figure):

@@ -10,26 +10,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from tests.attack.nodes import Stack, set_fields, with_mac
-from tests.functional import boots
+from tests.attack import nodes
+from tests.attack.nodes import set_fields, with_mac
 from tests.servers.common import wait_for
 
-DEAD = 'hwbus.inventory.dead'
-
-
-@pytest.fixture(scope='module')
-def inspection(broker, ironic, tmp_path_factory):
-    stack = Stack.started(broker, ironic, tmp_path_factory, 'inspection')
-    yield stack
-    stack.consumer.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(ironic, broker):
-    ironic.delete_all_nodes()
-    boots.get_all(broker, DEAD)
+inspection = nodes.stack_fixture('inspection')
+clean = nodes.clean
 
 
 def test_a_spoofed_first_report_is_surfaced_when_the_real_machine_reports(

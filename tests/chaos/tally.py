@@ -8,11 +8,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from tests.figures import Figures
 from tests.functional import boots
 
 DEAD = 'hwbus.inventory.dead'
 QUEUE = 'hwbus.inventory'
-FIGURES: list[dict] = []
+FIGURES = Figures('chaos', 'fault', (
+    'published', 'applied', 'dead', 'lost', 'twice', 'recovery_s',
+    'drained_s', 'total_s'))
 
 
 class Burst:
