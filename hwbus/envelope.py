@@ -251,7 +251,7 @@ def verify(header: Header, body: bytes, public_key: bytes) -> None:
 def decode(header: Header, body: bytes,
            max_size: int = MAX_SIZE) -> dict[str, Any]:
     """Decompress (bounded), parse and check the body's structure."""
-    raw = _inflate(body, max_size) if header.encoding == 'gzip' else body
+    raw = inflate(body, max_size) if header.encoding == 'gzip' else body
     if len(raw) > max_size:
         raise Oversize(f'the body has {len(raw)} bytes, more than {max_size}')
     try:
@@ -288,7 +288,8 @@ def decode(header: Header, body: bytes,
     return document
 
 
-def _inflate(body: bytes, max_size: int) -> bytes:
+def inflate(body: bytes, max_size: int) -> bytes:
+    """Gunzip, stopping one byte past ``max_size`` (Oversize)."""
     inflater = zlib.decompressobj(31)
     try:
         raw = inflater.decompress(body, max_size + 1)

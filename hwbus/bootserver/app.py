@@ -74,6 +74,15 @@ def client_address(proxies: list[Any]) -> str:
         return peer
 
 
+def missing_images(group: Any) -> list[str]:
+    """The ramdisk files this server should serve and cannot."""
+    wanted = [name for name, url in zip(IMAGES, (group.kernel_url,
+                                                 group.initrd_url),
+                                        strict=True) if not url]
+    return [name for name in wanted
+            if not os.path.isfile(os.path.join(group.image_dir, name))]
+
+
 def create_app(credentials: Credentials, conf: Any,
                limiter: Limiter | None = None,
                refusal_for: Callable[[str], str | None] | None = None,
@@ -115,6 +124,10 @@ def create_app(credentials: Credentials, conf: Any,
         why = refusal_for(mac) if refusal_for else None
         if why:
             return _refuse(why, 403, client)
+        missing = missing_images(group)
+        if missing:  # a credential the machine could not use
+            return _refuse(f'{", ".join(missing)} missing in [bootserver] '
+                           f'image_dir {group.image_dir}', 503, client)
         try:
             issued = credentials.issue(mac=mac, ttl=group.credential_ttl,
                                        after=conf.ramdisk.after,

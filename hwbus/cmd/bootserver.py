@@ -17,8 +17,8 @@ import sys
 from oslo_log import log
 
 from hwbus.bootserver import server
-from hwbus.bootserver.app import create_app
-from hwbus.cmd import setup_service
+from hwbus.bootserver.app import create_app, missing_images
+from hwbus.cmd import guarded, setup_service
 from hwbus.cmd.manage import make_credentials
 
 LOG = log.getLogger(__name__)
@@ -38,6 +38,7 @@ def _raise_file_limit() -> int:
     return soft
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     conf = setup_service(argv)
     group = conf.bootserver
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         LOG.warning('[bootserver] check_ironic is off: credentials are '
                     'issued for MACs of nodes in use too (the consumer '
                     'still refuses to write those nodes)')
+    missing = missing_images(group)
+    if missing:
+        LOG.warning('%s missing in [bootserver] image_dir %s: boot requests '
+                    'are refused until they are there (build them with '
+                    'tools/build-ramdisk, or set kernel_url and initrd_url)',
+                    ', '.join(missing), group.image_dir)
     app = create_app(make_credentials(), conf, refusal_for=refusal_for)
     files = _raise_file_limit()
     LOG.info('hwbus-bootserver listening on %s://%s:%d (request heads: '

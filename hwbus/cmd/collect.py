@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from hwbus import inventory
+from hwbus import inventory, version
 from hwbus.inventory import render
 from hwbus.ramdisk import collect as collection
 from hwbus.ramdisk.collectors.base import Options
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--collectors', metavar='NAME[,NAME...]',
                         help='run only these collectors (default: all '
                              'installed); --list-collectors shows them')
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {version.version_string()}')
     parser.add_argument('--list-collectors', action='store_true',
                         help='list installed collectors and exit')
     parser.add_argument('--lldp-timeout', type=float, default=0.0,
@@ -112,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.output, 'w', encoding='utf-8') as f:
             f.write(text + '\n')
     else:
-        print(text)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # The reader (head, less) has what it wanted: not an error.
+            # Later writes to the closed pipe are silenced.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     for error in document['plugin_data']['errors']:
         logging.getLogger('hwbus.collect').info(
             '%s: %s', error['collector'], error['message'])

@@ -10,7 +10,7 @@ import sys
 from oslo_log import log
 
 from hwbus import version
-from hwbus.cmd import setup_service
+from hwbus.cmd import guarded, setup_service
 from hwbus.cmd.manage import make_credentials
 from hwbus.conf import CONF
 from hwbus.consumer import factory, metrics
@@ -34,6 +34,7 @@ def limit_malloc_arenas(count: int = 2) -> None:
         pass
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()
     setup_service(argv)

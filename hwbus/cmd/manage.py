@@ -25,12 +25,10 @@ from oslo_log import log
 
 from hwbus.broker import topology as broker_topology
 from hwbus.broker.management import Management
-from hwbus.cmd import setup_service
+from hwbus.cmd import guarded, setup_service
 from hwbus.conf import CONF
 from hwbus.credentials import Credentials
-from hwbus.errors import HwbusError
 from hwbus.store import State, Store
-from hwbus.store.api import StoreNotReady
 
 LOG = log.getLogger(__name__)
 DOMAIN = 'hwbus'
@@ -125,13 +123,22 @@ def do_issue() -> int:
         print('hwbus-manage issue: give --mac, --node or both',
               file=sys.stderr)
         return 2
+    node = None
+    if CONF.command.write_node:
+        # Find the node first: a credential for a node that does not
+        # exist would stay live for nothing.
+        node = _find_node(CONF.command.node)
     issued = credentials.issue(
         mac=CONF.command.mac, node=CONF.command.node, ttl=ttl,
         after=CONF.command.after or CONF.ramdisk.after,
         lldp=CONF.ramdisk.lldp_timeout)
     record = issued.credential.to_dict()
     if CONF.command.write_node:
-        _write_node(CONF.command.node, issued.cmdline)
+        try:
+            _write_node(node, issued.cmdline)
+        except Exception:
+            credentials.revoke(record['boot_id'])
+            raise
         print(f'wrote the hwbus parameters of boot {record["boot_id"]} to '
               f'node {CONF.command.node} driver_info/kernel_append_params')
         return 0
@@ -149,7 +156,20 @@ def do_issue() -> int:
     return 0
 
 
-def _write_node(node_ident: str, cmdline: str) -> None:
+def _find_node(ident: str) -> tuple[Any, Any]:
+    """(baremetal proxy, node) for a node name or UUID Ironic knows."""
+    from hwbus import ironic
+
+    baremetal = ironic.baremetal(ironic.connect(CONF))
+    with ironic.calling('node lookup'):
+        node = baremetal.find_node(ident, ignore_missing=True)
+    if node is None:
+        raise ironic.NodeNotFound(f'Ironic knows no node {ident}: check '
+                                  f'--node ("baremetal node list")')
+    return baremetal, node
+
+
+def _write_node(found: tuple[Any, Any], cmdline: str) -> None:
     """Put the boot's parameters where Ironic's own boot will pass them.
 
     Existing kernel_append_params are kept, older hwbus.* words replaced.
@@ -158,13 +178,11 @@ def _write_node(node_ident: str, cmdline: str) -> None:
     """
     from hwbus import ironic
 
-    connection = ironic.connect(CONF)
+    baremetal, node = found
+    current = (node.driver_info or {}).get('kernel_append_params') or ''
+    kept = [w for w in current.split() if not w.startswith('hwbus.')]
     with ironic.calling('node update'):
-        node = connection.baremetal.find_node(node_ident,
-                                              ignore_missing=False)
-        current = (node.driver_info or {}).get('kernel_append_params') or ''
-        kept = [w for w in current.split() if not w.startswith('hwbus.')]
-        connection.baremetal.patch_node(node, [{
+        baremetal.patch_node(node, [{
             'op': 'add', 'path': '/driver_info/kernel_append_params',
             'value': ' '.join([*kept, cmdline])}])
 
@@ -182,9 +200,14 @@ def do_credentials() -> int:
     action = CONF.command.action
     if action == 'list':
         store = make_store()
-        states = [State(s) for s in CONF.command.state or []]
+        wanted = set(CONF.command.state or [])
+        # An issued credential past its expiry lists as expired even
+        # before a sweep: ask the store for both, filter what is shown.
+        states = [State(s) for s in wanted | (
+            {State.ISSUED.value} if State.EXPIRED.value in wanted else set())]
         rows = [c.to_dict() for c in store.list(
             states=states, mac=CONF.command.mac, node=CONF.command.node)]
+        rows = [r for r in rows if not wanted or r['state'] in wanted]
         if CONF.command.format == 'json':
             print(json.dumps(rows, indent=2))
         else:
@@ -224,7 +247,8 @@ def _archived_properties(record: Any) -> dict[str, Any]:
 def do_replay() -> int:
     """Re-apply the last archived inventory of a node (verified again)."""
     store = make_store()
-    records = store.inventories(node=CONF.command.node, limit=1)
+    records = store.inventories(node=_node_uuid(CONF.command.node),
+                                limit=1)
     if not records:
         print(f'hwbus-manage: no archived inventory for node '
               f'{CONF.command.node}', file=sys.stderr)
@@ -238,16 +262,32 @@ def do_replay() -> int:
     return 0 if outcome.kind == 'applied' else 1
 
 
+def _node_uuid(ident: str) -> str:
+    """A node's UUID from a name or UUID: the archive keeps UUIDs."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(ident))
+    except ValueError:
+        pass
+    return _find_node(ident)[1].id
+
+
 def do_history() -> int:
     """What changed in a node's hardware from one boot to the next."""
     from hwbus.consumer import history
 
+    node = _node_uuid(CONF.command.node)
+    # One more than shown: the oldest row shown is then compared with the
+    # boot before it, and only the very first is "first inventory".
     records = list(reversed(make_store().inventories(
-        node=CONF.command.node, limit=CONF.command.limit)))
+        node=node, limit=CONF.command.limit + 1)))
     if not records:
         print(f'no archived inventory for node {CONF.command.node}')
         return 0
     previous = None
+    if len(records) > CONF.command.limit:
+        previous = history.document_of(records.pop(0))
     for record in records:
         document = history.document_of(record)
         when = record.applied_at.isoformat(timespec='seconds')
@@ -269,13 +309,19 @@ def do_dead() -> int:
                                   CONF.broker.dead_queue)
     try:
         action = CONF.command.action
-        if action in ('list', 'show'):
+        if action == 'show':
+            ids = set(CONF.command.ids)
+            shown = [d.full(CONF.broker.max_message_size) for d in box.list()
+                     if ids & {d.message_id, d.boot_id}]
+            if not shown:
+                print(f'hwbus-manage: no dead letter with message or boot id '
+                      f'{", ".join(sorted(ids))} ("hwbus-manage dead list" '
+                      f'shows them)', file=sys.stderr)
+                return 1
+            print(json.dumps(shown, indent=2, default=str))
+            return 0
+        if action == 'list':
             rows = [d.row() for d in box.list()]
-            if action == 'show':
-                rows = [r for r in rows if r['message_id'] in CONF.command.ids
-                        or r['boot_id'] in CONF.command.ids]
-                print(json.dumps(rows, indent=2))
-                return 0 if rows else 1
             if CONF.command.format == 'json':
                 print(json.dumps(rows, indent=2))
             else:
@@ -369,15 +415,15 @@ def add_command_parsers(subparsers: Any) -> None:
     dead.set_defaults(func=do_dead)
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     setup_service(argv, [cfg.SubCommandOpt(
         'command', title='Commands', handler=add_command_parsers)])
     try:
         return CONF.command.func()
-    except (HwbusError, StoreNotReady, ValueError, OSError) as exc:
-        LOG.error('%s', exc)
+    except ValueError as exc:  # what the operator typed (a duration, ids)
         print(f'hwbus-manage: {exc}', file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 
+from hwbus import version
 from hwbus.ramdisk import main as program
 
 
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--console', metavar='FILE',
                         help='also log to this file (/dev/console)')
     parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {version.version_string()}')
     return parser
 
 

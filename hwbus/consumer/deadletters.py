@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import kombu
 
+from hwbus import envelope
 from hwbus.consumer import service, wire
 from hwbus.consumer.pipeline import APPLIED, Outcome, Pipeline
 from hwbus.text import escape
@@ -35,6 +37,33 @@ class Dead:
     def row(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name)
                 for f in dataclasses.fields(self) if f.name != 'raw'}
+
+    def full(self, max_size: int = envelope.MAX_SIZE) -> dict[str, Any]:
+        """The row, the properties and headers, and the document when the
+        body is one (inventories are not secret); else its size, digest
+        and an escaped preview."""
+        message = self.raw
+        props = message.properties if isinstance(message.properties,
+                                                 dict) else {}
+        body = wire.body_of(message)
+        shown = {k: escape(props.get(k), 200) for k in (
+            'content_type', 'content_encoding', 'message_id', 'user_id',
+            'timestamp') if props.get(k) is not None}
+        if props.get(wire.UNDECODABLE):
+            shown['undecodable'] = props[wire.UNDECODABLE]
+        result = {**self.row(), 'properties': shown,
+                  'headers': wire.safe_headers(
+                      props.get('application_headers'), limit=64)}
+        try:
+            raw = body
+            if props.get('content_encoding') == 'gzip':
+                raw = envelope.inflate(body, max_size)
+            result['document'] = json.loads(raw.decode('utf-8'))
+        except (envelope.EnvelopeError, UnicodeDecodeError, ValueError,
+                RecursionError):
+            result['body'] = {'size': len(body), 'digest': wire.digest(body),
+                              'preview': escape(body[:200])}
+        return result
 
 
 def _describe(message: Any) -> Dead:

@@ -284,8 +284,11 @@ class Pipeline:
                 result.created = result.created or one.created
                 result.matched_by = one.matched_by or result.matched_by
                 result.changes += one.changes
+        # A MAC-bound boot's node is known now: "credentials list --node"
+        # finds it.
         self.store.transition(credential.boot_id, State.APPLIED,
-                              [State.RECEIVED], user_deleted=True)
+                              [State.RECEIVED], user_deleted=True,
+                              node=None if credential.node else result.node)
         if self.archive:
             with metrics.step('archive'):
                 self._archive(opened, credential, result)

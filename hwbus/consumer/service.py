@@ -23,6 +23,7 @@ from typing import Any
 
 import kombu
 
+from hwbus.broker import amqp_errors
 from hwbus.consumer import metrics, wire
 from hwbus.consumer.pipeline import APPLIED, DEAD, INTERNAL, Outcome, Pipeline
 from hwbus.credentials import Credentials
@@ -104,6 +105,7 @@ class Service:
         self.pool = concurrent.futures.ThreadPoolExecutor(
             settings.workers, thread_name_prefix='hwbus-worker')
         self.pending: list[tuple[concurrent.futures.Future, Any]] = []
+        self.returned = 0  # messages given back to the queue (since start)
         self._sweeper: threading.Thread | None = None
 
     # -- worker side ------------------------------------------------------
@@ -141,9 +143,21 @@ class Service:
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter
                 if (time.monotonic() + delay > end
                         or self.stopping.wait(delay)):
+                    self._release(outcome)
                     return outcome
         finally:
             metrics.IN_FLIGHT.dec()
+
+    def _release(self, outcome: Outcome) -> None:
+        """This worker gives a message it received back to the queue:
+        whoever gets it next need not wait for this worker's lease."""
+        if not (outcome.claimed and outcome.boot_id and outcome.message_id):
+            return
+        try:
+            self.pipeline.store.release(outcome.boot_id, outcome.message_id)
+        except Exception as exc:  # the lease runs out anyway
+            LOG.warning('could not release boot %s: %s', outcome.boot_id,
+                        exc)
 
     # -- connection side --------------------------------------------------
     def _on_message(self, message: Any) -> None:
@@ -182,6 +196,7 @@ class Service:
                 self._dead_letter(connection, message, outcome)
             else:
                 message.reject(requeue=True)
+                self.returned += 1
         self.pending = still
 
     def _dead_letter(self, connection: kombu.Connection, message: Any,
@@ -277,7 +292,13 @@ class Service:
                 self.pending = []
 
     def _drain_on_shutdown(self, connection: kombu.Connection) -> None:
-        """Finish what is in flight within the timeout; return the rest."""
+        """Finish what is in flight within the timeout; return the rest.
+
+        Workers that were retrying give up at once (``stopping``) and
+        release their claim, so the next consumer takes their messages
+        over without waiting out the apply lease.
+        """
+        in_flight = len(self.pending)
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.pending and time.monotonic() < deadline:
             try:
@@ -287,8 +308,10 @@ class Service:
             self._settle(connection, wait=0.1)
         for _, message in self.pending:
             message.reject(requeue=True)
-        LOG.info('stopped; %d in-flight messages returned to the queue',
-                 len(self.pending))
+        returned = self.returned + len(self.pending)
+        LOG.info('stopped: of %d messages in flight, %d finished and %d '
+                 'returned to the queue', in_flight, in_flight - returned,
+                 returned)
 
     def _depth(self, channel: Any) -> None:
         try:
@@ -341,8 +364,14 @@ class Service:
             except Exception as exc:  # lost broker or a bug: start over
                 if self.stopping.is_set():
                     break
-                LOG.warning('broker connection lost (%s: %s); reconnecting '
-                            'in %.0f s', type(exc).__name__, exc, delay)
+                # A refused login will not mend itself: say so loudly, and
+                # which option fixes it; keep trying (the user may be set
+                # up later).
+                log = LOG.error if amqp_errors.is_login_refused(exc) \
+                    else LOG.warning
+                log('broker: %s; reconnecting in %.0f s',
+                    amqp_errors.describe(exc), delay,
+                    exc_info=not amqp_errors.is_connection_error(exc))
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
         self.pool.shutdown(wait=True, cancel_futures=True)

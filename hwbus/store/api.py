@@ -155,7 +155,8 @@ class Store:
     def transition(self, boot_id: str, to: State,
                    allowed_from: Iterable[State],
                    message_id: str | None = None,
-                   user_deleted: bool = False) -> bool:
+                   user_deleted: bool = False,
+                   node: str | None = None) -> bool:
         """Move one credential to ``to`` if it is in one of allowed_from.
 
         One conditional UPDATE: when several consumers race for the same
@@ -167,6 +168,8 @@ class Store:
             values['message_id'] = message_id
         if user_deleted:
             values['user_deleted_at'] = now
+        if node is not None:
+            values['node'] = node
         table = Credential.__table__
         # Core, not the ORM: this runs twice per message on the hot path.
         with self._connection() as connection:
@@ -191,6 +194,18 @@ class Store:
                        table.c.state == State.RECEIVED.value,
                        table.c.message_id == message_id)
                 .values(changed_at=utcnow()))
+
+    def release(self, boot_id: str, message_id: str) -> None:
+        """The worker applying this received message gave it back to the
+        queue: age its claim so that a redelivery takes over at once."""
+        table = Credential.__table__
+        with self._connection() as connection:
+            connection.execute(
+                table.update()
+                .where(table.c.boot_id == boot_id,
+                       table.c.state == State.RECEIVED.value,
+                       table.c.message_id == message_id)
+                .values(changed_at=datetime.datetime(1970, 1, 1)))
 
     def mark_user_deleted(self, boot_id: str) -> None:
         table = Credential.__table__

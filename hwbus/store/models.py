@@ -55,11 +55,16 @@ class Credential(Base):
         orm.mapped_column(sa.DateTime)
     issued_by: orm.Mapped[str] = orm.mapped_column(sa.String(32))
 
-    def to_dict(self) -> dict:
-        """A listing row: everything but the key."""
+    def to_dict(self, now: datetime.datetime | None = None) -> dict:
+        """A listing row: everything but the key. An issued credential
+        past its expiry shows as expired, before any sweep says so."""
+        state = self.state
+        now = now or datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        if state == State.ISSUED.value and self.expires_at <= now:
+            state = State.EXPIRED.value
         return {
             'boot_id': self.boot_id, 'username': self.username,
-            'mac': self.mac, 'node': self.node, 'state': self.state,
+            'mac': self.mac, 'node': self.node, 'state': state,
             'created_at': _iso(self.created_at),
             'expires_at': _iso(self.expires_at),
             'changed_at': _iso(self.changed_at),

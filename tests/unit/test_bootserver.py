@@ -44,7 +44,10 @@ def clock(monkeypatch):
     return now
 
 
-def _conf(tmp_path, **bootserver):
+def _conf(tmp_path, images=True, **bootserver):
+    for name in ('vmlinuz', 'initramfs.zst') if images else ():
+        if not (tmp_path / name).exists():
+            (tmp_path / name).write_bytes(b'image')
     group = dict(image_dir=str(tmp_path), kernel_url=None, initrd_url=None,
                  public_url=None, kernel_args='console=ttyS0',
                  credential_ttl=900, per_client_burst=10,
@@ -56,6 +59,15 @@ def _conf(tmp_path, **bootserver):
         bootserver=types.SimpleNamespace(**group),
         credentials=types.SimpleNamespace(ttl=3600),
         ramdisk=types.SimpleNamespace(after='poweroff', lldp_timeout=0.0))
+
+
+def test_no_credential_is_issued_when_the_images_are_missing(tmp_path):
+    creds = FakeCredentials()
+    client = create_app(creds, _conf(tmp_path, images=False)).test_client()
+    response = client.get('/boot.ipxe?mac=52:54:00:ab:cd:ef')
+    assert response.status_code == 503 and creds.issued == []
+    assert 'vmlinuz, initramfs.zst missing in [bootserver] image_dir' in \
+        response.get_data(as_text=True)
 
 
 def test_a_mac_ironic_says_is_in_use_gets_no_credential(tmp_path):
@@ -272,6 +284,7 @@ def test_images_are_served_and_nothing_else(tmp_path):
     assert client.get('/images/vmlinuz').data == b'kernel'
     assert client.get('/images/secret').status_code == 404
     assert client.get('/images/..%2Fsecret').status_code == 404
+    (tmp_path / 'initramfs.zst').unlink()
     assert client.get('/images/initramfs.zst').status_code == 404
 
 

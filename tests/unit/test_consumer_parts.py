@@ -115,3 +115,16 @@ def test_amqps_urls_verify_the_broker_against_the_site_ca():
                        'server_hostname': None}
     with pytest.raises(ValueError, match='mixes'):
         factory.tls_options(_tls_conf('amqp://a/', 'amqps://b/'))
+
+
+@pytest.mark.parametrize('interface, boot, expected', [
+    ({'mac_address': 'aa', 'has_carrier': True}, 'aa', True),
+    ({'mac_address': 'bb', 'has_carrier': True}, 'aa', False),
+    ({'mac_address': 'bb', 'has_carrier': True}, None, True),
+    ({'mac_address': 'bb', 'has_carrier': False}, None, False),
+    ({'mac_address': 'bb', 'has_carrier': True, 'client_id': 'ff:00'}, None,
+     False),
+])
+def test_only_the_boot_nic_or_live_ethernet_is_pxe_enabled(interface, boot,
+                                                           expected):
+    assert enroll.pxe_enabled(interface, boot) is expected

@@ -69,6 +69,15 @@ def lldp_link(interface: dict[str, Any],
     return link if 'switch_id' in link and 'port_id' in link else {}
 
 
+def pxe_enabled(interface: dict[str, Any], boot: str | None) -> bool:
+    """The boot NIC when the ramdisk knows it; otherwise every Ethernet
+    NIC with a link (an InfiniBand port or a dead link cannot PXE)."""
+    if boot:
+        return interface.get('mac_address') == boot
+    return bool(interface.get('has_carrier')) and \
+        not interface.get('client_id')
+
+
 class EnrollApplier:
     name = 'enroll'
 
@@ -175,7 +184,10 @@ class EnrollApplier:
             if not self.conf.all_ports and boot and mac != boot:
                 continue
             attrs: dict[str, Any] = {'node_id': node.id, 'address': mac,
-                                     'pxe_enabled': mac == boot or not boot}
+                                     'pxe_enabled': pxe_enabled(interface,
+                                                                boot)}
+            if interface.get('client_id'):  # InfiniBand, as Ironic wants it
+                attrs['extra'] = {'client-id': interface['client_id']}
             link = lldp_link(interface, context.plugin_data)
             if link:
                 attrs['local_link_connection'] = link
