@@ -75,6 +75,9 @@ def calling(what: str) -> Iterator[None]:
     """Turn SDK and transport errors into hwbus's two families."""
     try:
         yield
+    except sdk_exc.NotFoundException as exc:
+        # find_node(ignore_missing=False) raises this without a status.
+        raise status_error(404, what, str(exc.details or '')) from None
     except sdk_exc.HttpException as exc:
         raise status_error(exc.status_code or 503, what,
                            str(exc.details or '')) from None
