@@ -1,5 +1,6 @@
 """hwbus-manage: what an operator does by hand.
 
+    hwbus-manage check
     hwbus-manage db upgrade|version
     hwbus-manage setup-broker [--print-definitions]
     hwbus-manage issue --mac M [--node N] [--ttl 30m]
@@ -343,7 +344,48 @@ def do_dead() -> int:
         box.close()
 
 
+def do_check() -> int:
+    """Every part of the site this configuration names, one line each."""
+    from hwbus import checks, ironic
+    from hwbus.consumer import factory
+
+    topology = broker_topology.Topology.from_conf(CONF.broker)
+    results = []
+    results += checks.run(lambda: checks.management(make_management(),
+                                                    topology),
+                          'broker management API')
+    results += checks.run(lambda: checks.consumer_login(
+        factory.consumer_urls(CONF), (topology.queue, topology.dead_queue),
+        factory.tls_options(CONF)), 'consumer broker login')
+    results += checks.run(lambda: checks.store(CONF.database.connection),
+                          'store')
+    if CONF.consumer.appliers != ['null']:
+        results += checks.run(lambda: checks.ironic(
+            ironic.connect(CONF), CONF.consumer.appliers,
+            CONF.ironic.api_version), 'Ironic API')
+    results += checks.run(lambda: checks.images(CONF.bootserver),
+                          'boot server images')
+    results += checks.run(lambda: checks.tls_files({
+        '[broker] ca_file': CONF.broker.ca_file,
+        '[broker] management_ca_file': CONF.broker.management_ca_file,
+        '[bootserver] cert_file': CONF.bootserver.cert_file,
+        '[bootserver] key_file': CONF.bootserver.key_file,
+        '[ironic] cafile': CONF.ironic.cafile}), 'TLS files')
+    for result in results:
+        print(result.line())
+    failed = [r for r in results if r.status == checks.FAIL]
+    print(f'{len(failed)} of {len(results)} checks failed' if failed
+          else f'all {len(results)} checks passed')
+    return 1 if failed else 0
+
+
 def add_command_parsers(subparsers: Any) -> None:
+    check = subparsers.add_parser(
+        'check', help='check the broker, the store, Ironic, the boot '
+                      'server\'s images and TLS files this configuration '
+                      'names; each line says OK or what fixes it')
+    check.set_defaults(func=do_check)
+
     db = subparsers.add_parser('db', help='store schema')
     db.add_argument('action', choices=['upgrade', 'version'])
     db.set_defaults(func=do_db)
