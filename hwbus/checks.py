@@ -105,7 +105,17 @@ def ironic(connection: Any, appliers: list[str],
            api_version: str) -> Iterable[Result]:
     """Ironic answers, accepts our credentials, speaks our API version."""
     from hwbus import ironic as handle
+    from hwbus.errors import TransientError
 
+    try:
+        yield from _ironic(handle, connection, appliers, api_version)
+    except TransientError as exc:
+        yield Result(FAIL, 'Ironic API', f'{exc}: check [ironic] '
+                     f'endpoint_override (or the cloud) and that Ironic runs')
+
+
+def _ironic(handle: Any, connection: Any, appliers: list[str],
+            api_version: str) -> Iterable[Result]:
     baremetal = handle.baremetal(connection)
     with handle.calling('API versions'):
         response = baremetal.get('/', microversion=None, raise_exc=False)

@@ -83,6 +83,8 @@ class Settings:
     urls: list[str]
     queue: str = 'hwbus.inventory'
     dead_exchange: str = 'hwbus.dead'
+    # Only its depth is read (hwbus_queue_depth).
+    dead_queue: str = 'hwbus.inventory.dead'
     workers: int = 4
     prefetch: int = 8
     retry_window: float = 600.0
@@ -106,6 +108,7 @@ class Service:
             settings.workers, thread_name_prefix='hwbus-worker')
         self.pending: list[tuple[concurrent.futures.Future, Any]] = []
         self.returned = 0  # messages given back to the queue (since start)
+        self._at_stop = (0, 0)
         self._sweeper: threading.Thread | None = None
 
     # -- worker side ------------------------------------------------------
@@ -298,7 +301,7 @@ class Service:
         release their claim, so the next consumer takes their messages
         over without waiting out the apply lease.
         """
-        in_flight = len(self.pending)
+        returned_before, in_flight = self._at_stop
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.pending and time.monotonic() < deadline:
             try:
@@ -308,18 +311,39 @@ class Service:
             self._settle(connection, wait=0.1)
         for _, message in self.pending:
             message.reject(requeue=True)
-        returned = self.returned + len(self.pending)
+        returned = self.returned - returned_before + len(self.pending)
         LOG.info('stopped: of %d messages in flight, %d finished and %d '
                  'returned to the queue', in_flight, in_flight - returned,
                  returned)
 
     def _depth(self, channel: Any) -> None:
-        try:
-            _, count, _ = channel.queue_declare(self.settings.queue,
-                                                passive=True)
-            metrics.QUEUE_DEPTH.labels(self.settings.queue).set(count)
-        except Exception as exc:  # metrics must not stop intake
-            LOG.debug('queue depth: %s', exc)
+        """hwbus_queue_depth of the inventory and the dead-letter queue.
+
+        Each passive declare has a channel of its own, never the
+        consuming one: the broker closes the channel a declare fails on
+        (a queue missing or not readable), which would end the consumer
+        on it, and intake must go on. A depth that cannot be read is
+        removed, not left at its last value.
+        """
+        for queue in dict.fromkeys((self.settings.queue,
+                                    self.settings.dead_queue)):
+            probe = None
+            try:
+                probe = channel.connection.channel()
+                _, count, _ = probe.queue_declare(queue, passive=True)
+                metrics.QUEUE_DEPTH.labels(queue).set(count)
+            except Exception as exc:  # metrics must not stop intake
+                LOG.debug('queue depth of %s: %s', queue, exc)
+                try:
+                    metrics.QUEUE_DEPTH.remove(queue)
+                except KeyError:
+                    pass
+            finally:
+                try:
+                    if probe is not None:
+                        probe.close()
+                except Exception as exc:
+                    LOG.debug('queue depth of %s: %s', queue, exc)
 
     def _sweep_forever(self) -> None:
         """Sweep every ``sweep_interval``, and at each expiry: an expired
@@ -377,6 +401,8 @@ class Service:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def stop(self, *_args: Any) -> None:
+        # What was in flight when asked to stop, for the last log line.
+        self._at_stop = (self.returned, len(self.pending))
         self.stopping.set()
 
     def install_signal_handlers(self) -> None:

@@ -66,6 +66,12 @@ class RabbitMQServer:
         self.tls_only = tls_only and tls_ca is not None
         self.amqps_port = free_port() if tls_ca is not None else None
         self.ca_file = self.workdir / 'ca.pem' if tls_ca else None
+        self._set_urls()
+        self.log = self.workdir / 'log' / f'{self.node}.log'
+        self.proc: subprocess.Popen | None = None
+        self._started = False
+
+    def _set_urls(self) -> None:
         if self.tls_only:
             self.amqp_url = (f'amqps://{self.admin_user}:'
                              f'{self.admin_password}@localhost:'
@@ -77,8 +83,6 @@ class RabbitMQServer:
                              f'{self.amqp_port}/%2F')
             self.management_url = (f'http://{self.host}:'
                                    f'{self.management_port}')
-        self.log = self.workdir / 'log' / f'{self.node}.log'
-        self.proc: subprocess.Popen | None = None
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -173,13 +177,34 @@ class RabbitMQServer:
                                 **kwargs)
 
     def start(self, timeout: float = 120) -> RabbitMQServer:
-        self._prepare()
-        self.proc = self._popen(
-            [str(RABBITMQ_BIN / 'rabbitmq-server')],
-            stdout=open(self.workdir / 'log' / 'stdout.log', 'ab'),
-            stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._amqp_open, timeout, f'RabbitMQ {self.node} AMQP',
-                 self.log, self.proc)
+        for attempt in range(3):
+            self._prepare()
+            self.proc = self._popen(
+                [str(RABBITMQ_BIN / 'rabbitmq-server')],
+                stdout=open(self.workdir / 'log' / 'stdout.log', 'ab'),
+                stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                wait_for(self._amqp_open, timeout,
+                         f'RabbitMQ {self.node} AMQP', self.log, self.proc)
+                break
+            except ServerError:
+                # free_port() is a guess: another process may take a port
+                # before the node binds it. A first start tries new ones;
+                # a restart must keep its ports.
+                taken = ('already_used', 'eaddrinuse')
+                output = (self.workdir / 'log' / 'stdout.log').read_text(
+                    errors='replace')
+                if self._started or attempt == 2 or \
+                        not any(t in output for t in taken):
+                    raise
+                self.stop()
+                self.amqp_port, self.management_port = (free_port(),
+                                                        free_port())
+                self.dist_port = free_port()
+                if self.amqps_port is not None:
+                    self.amqps_port = free_port()
+                self._set_urls()
+        self._started = True
         wait_for(lambda: self.api('GET', '/api/overview').ok, timeout,
                  f'RabbitMQ {self.node} management API', self.log, self.proc)
         return self
