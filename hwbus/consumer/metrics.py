@@ -23,11 +23,39 @@ STEP_SECONDS = prom.Histogram(
     'hwbus_step_seconds', 'Time spent in one pipeline step.', ['step'],
     buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5))
 QUEUE_DEPTH = prom.Gauge(
-    'hwbus_queue_depth', 'Messages waiting, by queue.', ['queue'])
+    'hwbus_queue_depth', 'Messages in a queue, by queue name: the '
+    'inventory queue and the dead-letter queue, every 10 s.', ['queue'])
 CREDENTIALS = prom.Counter(
-    'hwbus_credentials', 'Credential events: issued, received, revoked, '
-    'expired.', ['event'])
+    'hwbus_credentials', 'Credential events the consumer sees: received '
+    '(its inventory applied), expired (swept unused).', ['event'])
 IN_FLIGHT = prom.Gauge('hwbus_in_flight', 'Messages being processed now.')
+
+# The series a metric of each type is exposed as, before its first
+# sample (the text format's suffixes).
+_SUFFIXES = {'counter': ('_total', '_created'),
+             'gauge': ('',),
+             'histogram': ('_bucket', '_sum', '_count', '_created'),
+             'summary': ('', '_sum', '_count', '_created'),
+             'info': ('_info',),
+             'stateset': ('',),
+             'enum': ('',)}
+
+
+def exposed_names(registry: Any = None) -> set[str]:
+    """The series names a scrape of ``registry`` (the one /metrics
+    serves, by default) can hold, as PromQL sees them: a Counter
+    ``hwbus_messages`` is ``hwbus_messages_total``, a Histogram has
+    ``_bucket``, ``_sum`` and ``_count``. Labelled metrics count before
+    their first sample too (the etc/ dashboard and alert rules are
+    checked against these names)."""
+    names = set()
+    for family in (registry or prom.REGISTRY).collect():
+        if family.samples:
+            names.update(sample.name for sample in family.samples)
+        else:
+            names.update(family.name + suffix
+                         for suffix in _SUFFIXES.get(family.type, ('',)))
+    return names
 
 
 @contextlib.contextmanager
