@@ -44,6 +44,8 @@ LOG = logging.getLogger(__name__)
 DISCOVERED_BY = 'hwbus_boot_id'
 IDENTITY = 'hwbus_identity'
 INSPECT_WAIT = 'inspect wait'
+# More MACs than this in one inventory: one port listing, not a query each.
+BULK_LOOKUP = 16
 ENROLL = 'enroll'
 IDENTITY_FIELDS = ('serial', 'system_uuid', 'bmc_mac')
 PLACEHOLDERS = {'', 'to be filled by o.e.m.', 'default string',
@@ -129,14 +131,22 @@ def normalize_address(value: Any) -> str | None:
     return None if address.is_unspecified else address.compressed
 
 
+# driver_internal_info key where Ironic caches the BMC addresses its own
+# inspection lookup matches (host names resolved) for nodes it inspects.
+LOOKUP_CACHE = 'lookup_bmc_addresses'
+
+
 def bmc_addresses_of(node: Any) -> set[str]:
-    found = set()
-    for key, value in (node.driver_info or {}).items():
-        if key.endswith('_address'):
-            address = normalize_address(value)
-            if address:
-                found.add(address)
-    return found
+    """Every BMC address a node is known by: its ``*_address`` driver
+    fields, and the addresses Ironic resolved them to for its own lookup
+    (a host name, or a form like "167837955", matches there by IP)."""
+    values = [v for k, v in (node.driver_info or {}).items()
+              if k.endswith('_address')]
+    cached = (getattr(node, 'driver_internal_info', None) or {}).get(
+        LOOKUP_CACHE) or []
+    if isinstance(cached, list):
+        values += cached
+    return {a for a in map(normalize_address, values) if a}
 
 
 def discovered(node: Any) -> bool:
@@ -258,6 +268,20 @@ class Binding:
                     return Target(bm.get_node(owner), f'mac {credential.mac}')
         return Target(None)
 
+    def _owners(self, macs: set[str]) -> dict[str, str]:
+        """{mac: node uuid} for the MACs that are some node's ports.
+
+        One port query per MAC for an ordinary machine; beyond
+        ``BULK_LOOKUP`` MACs one listing of every port instead, so the
+        Ironic calls one inventory costs stay bounded whatever it claims.
+        """
+        if len(macs) <= BULK_LOOKUP:
+            found = {mac: self._owner(mac) for mac in macs}
+            return {mac: owner for mac, owner in found.items() if owner}
+        with ironic.calling('port list'):
+            return {p.address: p.node_id for p in self.baremetal.ports(
+                fields=['address', 'node_uuid']) if p.address in macs}
+
     def _owner(self, mac: str) -> str | None:
         """The node that has ``mac`` as a port, by UUID."""
         with ironic.calling('port lookup'):
@@ -272,10 +296,10 @@ class Binding:
         """No MAC, BMC address or serial of the inventory is another
         node's."""
         own = target.node.id if target.node is not None else None
-        for interface in inventory.get('interfaces') or []:
-            mac = interface.get('mac_address')
-            owner = self._owner(mac) if mac else None
-            if owner and owner != own:
+        macs = {i.get('mac_address') for i in inventory.get('interfaces')
+                or []} - {None}
+        for mac, owner in sorted(self._owners(macs).items()):
+            if owner != own:
                 raise MacConflict(
                     f'{mac} is a port of node {owner}, '
                     f'{_which(own)}; an inventory may only carry MACs of '
@@ -287,7 +311,8 @@ class Binding:
             return
         with ironic.calling('node list'):
             nodes = list(self.baremetal.nodes(
-                fields=['uuid', 'driver_info', 'extra']))
+                fields=['uuid', 'driver_info', 'driver_internal_info',
+                        'extra']))
         for node in nodes:
             if node.id == own:
                 continue

@@ -41,6 +41,9 @@ ENCODINGS = ('identity', 'gzip')
 # Per-boot broker user names and boot ids: RabbitMQ puts {username} into
 # topic-permission patterns unescaped, so only [a-z0-9-] is allowed.
 NAME_RE = re.compile(r'^[a-z0-9][a-z0-9-]{0,63}$')
+# Containers within containers, at most: a real inventory nests six deep;
+# anything deeper is refused here rather than by Ironic.
+MAX_DEPTH = 32
 REQUIRED = ('version', 'boot_id', 'collected_at', 'nonce', 'inventory',
             'plugin_data')
 
@@ -274,7 +277,12 @@ def decode(header: Header, body: bytes,
     missing = [k for k in REQUIRED if k not in document]
     if missing:
         raise Malformed(f'the body lacks {", ".join(missing)}')
-    if document['version'] != VERSION:
+    if not _shallow(document, MAX_DEPTH):
+        raise Malformed(f'the document nests deeper than {MAX_DEPTH} '
+                        f'levels')
+    # Exactly the integer 1: True and 1.0 compare equal to it in Python.
+    if type(document['version']) is not int or \
+            document['version'] != VERSION:
         raise BadVersion(f'version {document["version"]!r} is not '
                          f'{VERSION}')
     if document['boot_id'] != header.boot_id:
@@ -286,6 +294,20 @@ def decode(header: Header, body: bytes,
     if not isinstance(document.get('error', {}), dict):
         raise Malformed('error is not an object')
     return document
+
+
+def _shallow(document: Any, limit: int) -> bool:
+    """No container nests deeper than ``limit`` (iterative: a hostile
+    document cannot make this recurse)."""
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, dict | list))
+    return True
 
 
 def inflate(body: bytes, max_size: int) -> bytes:

@@ -133,11 +133,11 @@ def create_app(credentials: Credentials, conf: Any,
                                        after=conf.ramdisk.after,
                                        issued_by=BOOTSERVER,
                                        lldp=conf.ramdisk.lldp_timeout,
-                                       per_mac=group.per_mac_outstanding)
+                                       per_mac=group.per_mac_outstanding,
+                                       client=client)
         except HwbusError as exc:
-            status = 503 if exc.reason in ('too-many-outstanding',
-                                           'broker-unavailable',
-                                           'store-unavailable') else 500
+            status = {'too-many-for-mac': 429, 'broker-unavailable': 503,
+                      'store-unavailable': 503}.get(exc.reason, 500)
             return _refuse(f'{exc.reason}: {exc}', status, client)
         kernel = group.kernel_url or f'{base_url()}/images/vmlinuz'
         initrd = group.initrd_url or f'{base_url()}/images/initramfs.zst'

@@ -81,11 +81,14 @@ OPTS = [
     cfg.IntOpt('per_client_interval', default=60, min=1,
                help='Seconds of the per-client window (see '
                     'per_client_burst).'),
-    cfg.IntOpt('per_mac_outstanding', default=2, min=1,
-               help='Unused credentials one MAC may hold. A boot request '
-                    'beyond withdraws the oldest, so requests nobody used '
-                    '(a spoofed one, or an earlier PXE attempt) cannot '
-                    'lock the real machine out.'),
+    cfg.IntOpt('per_mac_outstanding', default=3, min=1,
+               help='Unused credentials for one MAC that other client '
+                    'addresses may hold. A new request from the address '
+                    'that holds one replaces its own (a machine looping in '
+                    'PXE); beyond this many from other addresses the new '
+                    'request is refused (429), never an earlier one '
+                    'withdrawn, so requests for a victim\'s MAC cannot '
+                    'cancel the victim\'s boot.'),
     cfg.BoolOpt('check_ironic', default=True,
                 help='Ask Ironic ([ironic]) about each MAC: one that is a '
                      'port of a node that does not await discovery (not '

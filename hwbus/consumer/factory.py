@@ -57,6 +57,7 @@ def pipeline(conf: Any, credentials: Credentials,
 def settings(conf: Any) -> Settings:
     group = conf.consumer
     return Settings(urls=consumer_urls(conf), queue=conf.broker.queue,
+                    dead_queue=conf.broker.dead_queue,
                     dead_exchange=conf.broker.dead_exchange,
                     workers=group.workers, prefetch=group.prefetch,
                     retry_window=group.retry_window,

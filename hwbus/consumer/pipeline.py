@@ -85,6 +85,20 @@ class Outcome:
     claimed: bool = False
     # The traceback of an internal error, for one log line per message.
     trace: str = dataclasses.field(default='', repr=False)
+    # The message was signed by its boot's key and parsed: worth keeping
+    # (a replay needs it). Anything else is the sender's noise.
+    verified: bool = False
+
+
+def sender(properties: Mapping[str, Any]) -> str | None:
+    """The per-boot user that published a message, as the broker saw it:
+    ``user_id`` if present, else the user its routing key names."""
+    user = properties.get('user_id')
+    if not isinstance(user, str):
+        key = properties.get('routing_key')
+        user = key.removeprefix('inventory.') if isinstance(key, str) and \
+            key.startswith('inventory.') else None
+    return user if user and BOOT_USER_RE.match(user) else None
 
 
 class Pipeline:
@@ -137,6 +151,7 @@ class Pipeline:
         if opened is not None:
             outcome.boot_id = opened.header.boot_id
             outcome.message_id = opened.header.message_id
+            outcome.verified = True
         else:
             outcome.message_id = str(properties.get('message_id') or '')[:128]
         if outcome.kind == DEAD and not replay:
@@ -151,17 +166,19 @@ class Pipeline:
                     outcome: Outcome) -> None:
         """A refused message ends the credential that sent it.
 
-        ``user_id`` is the broker's word (it refuses a mismatch), so the
-        holder of that per-boot user sent this message, whatever else is
-        wrong with it. A credential is good for one message: deleting the
-        user now stops a flood from it at the first message the consumer
-        sees, instead of at its expiry. A credential already past
-        ``issued`` lost its user when its message was received.
+        The routing key is the broker's word (a per-boot user may publish
+        only with its own, and ``user_id``, when present, must be that
+        user too), so the holder of that per-boot user sent this message,
+        whatever else is wrong with it. A credential is good for one
+        message: deleting the user now stops a flood from it at the first
+        message the consumer sees, instead of at its expiry. A credential
+        already past ``issued`` lost its user when its message was
+        received.
         """
         try:
             if credential is None:
-                user = properties.get('user_id')
-                if not isinstance(user, str) or not BOOT_USER_RE.match(user):
+                user = sender(properties)
+                if user is None:
                     return
                 credential = self.store.by_username(user)
                 if credential is None:  # the store forgot it: no record

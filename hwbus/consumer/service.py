@@ -38,8 +38,6 @@ ORIGINAL_USER = 'x-hwbus-original-user-id'
 ORIGINAL_KEY = 'x-hwbus-original-routing-key'
 BODY_SIZE = 'x-hwbus-body-size'
 BODY_DIGEST = 'x-hwbus-body-digest'
-# Dead letters of these reasons keep the body's size and digest only.
-OVERSIZE_REASONS = ('oversize',)
 
 
 def _short_text(value: Any, limit: int = 255) -> str:
@@ -75,6 +73,8 @@ def message_properties(message: Any) -> dict[str, Any]:
             'message_id': props.get('message_id'),
             'timestamp': props.get('timestamp'),
             'undecodable': props.get(wire.UNDECODABLE),
+            'routing_key': (getattr(message, 'delivery_info', None)
+                            or {}).get('routing_key'),
             'headers': dict(headers) if isinstance(headers, dict) else {}}
 
 
@@ -210,9 +210,13 @@ class Service:
         ``user_id`` (the broker would refuse it from our user) and keeps it
         in a header, so a replay can verify the message again; its other
         headers are the ones that can be encoded again whatever the
-        original held (wire.safe_headers). An oversize body is not copied,
-        only its size and digest. When the dead-letter queue refuses the
-        copy (full), the message goes back to the queue: nothing is lost.
+        original held (wire.safe_headers). Only a body that was verified
+        and parsed is copied (a replay needs it); of any other, the sender's
+        noise, the copy keeps the size and digest, so no credential can
+        fill the dead-letter queue with bodies. When the dead-letter queue
+        refuses the copy (full), the message is handed to the broker's own
+        dead-lettering (at least once: kept until there is room), which
+        loses the reason but neither the message nor the consumer's pace.
         """
         props = message.properties if isinstance(message.properties,
                                                   dict) else {}
@@ -228,7 +232,7 @@ class Service:
             BODY_SIZE: len(body),
             BODY_DIGEST: wire.digest(body),
         })
-        if outcome.reason in OVERSIZE_REASONS:
+        if not outcome.verified:
             body = b''
         try:
             producer = kombu.Producer(connection.default_channel)
@@ -241,14 +245,16 @@ class Service:
                 or 'binary',
                 message_id=_short_text(props.get('message_id')) or None,
                 timestamp=_timestamp(props.get('timestamp')),
-                delivery_mode=2, retry=True, retry_policy={'max_retries': 3})
+                delivery_mode=2)
         except connection.connection_errors:
             raise  # the connection is gone: the message is redelivered
-        except Exception as exc:  # refused (a full dead-letter queue): wait
-            LOG.warning('could not dead-letter message %s (%s): %s; it '
-                        'goes back to the queue', outcome.message_id or '-',
+        except Exception as exc:  # refused: a full dead-letter queue
+            LOG.warning('the dead-letter queue refused message %s (%s): %s;'
+                        ' handed to the broker\'s own dead-lettering '
+                        '(reason "rejected"); make room with "hwbus-manage '
+                        'dead purge"', outcome.message_id or '-',
                         outcome.reason, exc)
-            message.reject(requeue=True)
+            message.reject(requeue=False)
             return
         message.ack()
 

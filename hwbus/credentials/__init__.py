@@ -16,6 +16,7 @@ import datetime
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Iterable
 
 from hwbus import bootparams, keys
@@ -44,8 +45,8 @@ class BadMac(CredentialError):
     reason = 'bad-mac'
 
 
-class TooManyOutstanding(CredentialError):
-    reason = 'too-many-outstanding'
+class TooManyForMac(CredentialError):
+    reason = 'too-many-for-mac'
 
 
 class UnknownCredential(CredentialError):
@@ -107,36 +108,33 @@ class Credentials:
         self.max_connections = max_connections
         self.max_outstanding = max_outstanding
         self.publish_deadline = publish_deadline
+        self._lock = threading.Lock()
 
     # -- issuing --------------------------------------------------------
     def issue(self, mac: str | None = None, node: str | None = None,
               ttl: float = 3600, after: str = 'poweroff',
               issued_by: str = 'manage', lldp: float = 0.0,
-              per_mac: int = 0) -> Issued:
+              per_mac: int = 0, client: str | None = None) -> Issued:
         """A credential for the next boot of ``mac`` and/or ``node``.
 
         Credentials the boot server issues (``issued_by='bootserver'``,
-        asked for by anyone on the provisioning network) count against
-        ``max_outstanding``; an operator's never do, so a flood cannot
-        stop ``hwbus-manage issue``. With ``per_mac``, at most that many
-        stay outstanding for one MAC: issuing another withdraws the
-        oldest, so requests nobody used cannot lock the real machine out.
+        asked for by anyone on the provisioning network) are bounded so
+        that nobody can lock a real machine out:
+
+        * ``max_outstanding`` unused ones at most: at the cap the oldest
+          is withdrawn (a flood churns credentials while it lasts, and
+          leaves nothing locked when it stops); an operator's are never
+          counted nor withdrawn;
+        * one unused credential per MAC and ``client`` address: a machine
+          looping in PXE replaces its own;
+        * ``per_mac`` unused ones per MAC from other addresses: beyond,
+          the new request is refused, never an earlier one withdrawn, so
+          requests for a victim's MAC cannot cancel the victim's boot.
         """
         mac = normalize_mac(mac) if mac else None
         if after not in bootparams.AFTER_ACTIONS:
             raise CredentialError(f'after must be one of '
                                   f'{", ".join(bootparams.AFTER_ACTIONS)}')
-        if issued_by == BOOTSERVER:
-            outstanding = self.store.count([State.ISSUED],
-                                           issued_by=BOOTSERVER)
-            if outstanding >= self.max_outstanding:
-                raise TooManyOutstanding(
-                    f'{outstanding} boot-server credentials are '
-                    f'outstanding, the limit is {self.max_outstanding} '
-                    f'([credentials] max_outstanding); refusing to issue '
-                    f'more')
-            if mac and per_mac:
-                self._make_room(mac, per_mac)
         seed, public = keys.new_keypair()
         password = keys.b64encode(secrets.token_bytes(32))
         now = utcnow()
@@ -146,8 +144,18 @@ class Credentials:
             public_key=public, mac=mac, node=node, state=State.ISSUED.value,
             created_at=now, changed_at=now,
             expires_at=now + datetime.timedelta(seconds=ttl),
-            issued_by=issued_by)
-        self.store.add(credential)
+            issued_by=issued_by, issued_to=client)
+        if issued_by == BOOTSERVER:
+            # Count and record as one step, or concurrent requests overrun
+            # the limits (one boot server process; several share them
+            # only approximately).
+            with self._lock:
+                if mac and per_mac:
+                    self._make_room_for_mac(mac, per_mac, client)
+                self._make_room()
+                self.store.add(credential)
+        else:
+            self.store.add(credential)
         try:
             self._create_user(credential.username, password)
         except Exception:
@@ -164,16 +172,40 @@ class Credentials:
             deadline=deadline, exchange=self.topology.exchange, lldp=lldp)
         return Issued(credential, params)
 
-    def _make_room(self, mac: str, per_mac: int) -> None:
-        """Withdraw the oldest unused boot-server credentials of ``mac``
-        until a new one keeps at most ``per_mac`` outstanding."""
+    def _make_room_for_mac(self, mac: str, per_mac: int,
+                           client: str | None) -> None:
         unused = self.store.list([State.ISSUED], mac=mac,
-                                 issued_by=BOOTSERVER)  # newest first
-        for credential in unused[per_mac - 1:]:
+                                 issued_by=BOOTSERVER)
+        others = 0
+        for credential in unused:
+            if client is not None and credential.issued_to == client:
+                if self.withdraw(credential, State.REVOKED):
+                    LOG.info('replaced the unused credential of boot %s for '
+                             '%s: %s asked again', credential.boot_id, mac,
+                             client)
+            else:
+                others += 1
+        if others >= per_mac:
+            raise TooManyForMac(
+                f'{others} unused credentials for {mac} are outstanding '
+                f'(asked for from other addresses); retry when they are '
+                f'used or expire')
+
+    def _make_room(self) -> None:
+        """At the cap, withdraw the oldest unused boot-server credential."""
+        outstanding = self.store.count([State.ISSUED], issued_by=BOOTSERVER)
+        if outstanding < self.max_outstanding:
+            return
+        excess = outstanding - self.max_outstanding + 1
+        oldest = self.store.list([State.ISSUED], issued_by=BOOTSERVER,
+                                 oldest_first=True, limit=excess)
+        for credential in oldest:
             if self.withdraw(credential, State.REVOKED):
-                LOG.warning('withdrew unused credential of boot %s for %s: '
-                            'a newer boot request for that MAC replaces it',
-                            credential.boot_id, mac)
+                LOG.warning('withdrew the oldest unused credential (boot %s '
+                            'for %s): %d boot-server credentials are '
+                            'outstanding, the limit ([credentials] '
+                            'max_outstanding)', credential.boot_id,
+                            credential.mac, self.max_outstanding)
 
     def _urls(self, user: str, password: str) -> list[str]:
         first, *rest = self.public_urls

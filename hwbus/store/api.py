@@ -240,10 +240,12 @@ class Store:
 
     def list(self, states: Iterable[State] | None = None,
              mac: str | None = None, node: str | None = None,
-             issued_by: str | None = None,
-             limit: int = 1000) -> list[Credential]:
-        """Newest first."""
-        query = sa.select(Credential).order_by(Credential.created_at.desc())
+             issued_by: str | None = None, limit: int = 1000,
+             oldest_first: bool = False) -> list[Credential]:
+        """Newest first, unless ``oldest_first``."""
+        order = Credential.created_at if oldest_first else \
+            Credential.created_at.desc()
+        query = sa.select(Credential).order_by(order)
         if issued_by:
             query = query.where(Credential.issued_by == issued_by)
         if states:

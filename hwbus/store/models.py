@@ -54,6 +54,8 @@ class Credential(Base):
     user_deleted_at: orm.Mapped[datetime.datetime | None] = \
         orm.mapped_column(sa.DateTime)
     issued_by: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    # The client address a boot-server credential was issued to.
+    issued_to: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
 
     def to_dict(self, now: datetime.datetime | None = None) -> dict:
         """A listing row: everything but the key. An issued credential
@@ -71,6 +73,7 @@ class Credential(Base):
             'message_id': self.message_id,
             'user_deleted_at': _iso(self.user_deleted_at),
             'issued_by': self.issued_by,
+            'issued_to': self.issued_to,
         }
 
 

@@ -252,16 +252,23 @@ def test_macs_of_nodes_in_use_get_no_credential(site, clean_ironic):
         _assert_boot_script(status, text)
 
 
-def test_unused_credentials_cannot_lock_a_machine_out(site):
-    """Requests for a victim's MAC from elsewhere: the victim's own
-    request still gets a credential, and at most two stay unused."""
+def test_requests_for_a_victims_mac_cannot_cancel_its_boot(site):
+    """The victim asks first; requests for its MAC from other addresses
+    get their own credentials up to the per-MAC limit, then 429; the
+    victim's credential stays valid, and its own next request (a PXE
+    loop) replaces only its own."""
     mac = '52:54:00:ee:00:10'
-    for source in ('127.0.0.21', '127.0.0.22', '127.0.0.23'):
-        status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={mac}',
-                                   source=source)
-        _assert_boot_script(status, text)
     status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={mac}',
                                source='127.0.0.30')
     _assert_boot_script(status, text)
-    states = sorted(c.state for c in site.store.list(mac=mac))
-    assert states == ['issued', 'issued', 'revoked', 'revoked']
+    victim = site.store.list(mac=mac)[0].boot_id
+    codes = [_request(site, 'GET', f'/boot.ipxe?mac={mac}', source=source)[0]
+             for source in ('127.0.0.21', '127.0.0.22', '127.0.0.23')]
+    assert codes == [200, 200, 429]
+    assert site.store.get(victim).state == 'issued'
+    status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={mac}',
+                               source='127.0.0.30')
+    _assert_boot_script(status, text)
+    assert site.store.get(victim).state == 'revoked'  # replaced by its own
+    assert sorted(c.state for c in site.store.list(mac=mac)) == [
+        'issued', 'issued', 'issued', 'revoked']

@@ -234,34 +234,45 @@ def test_issue_rolls_back_when_the_broker_refuses(broker, store):
     assert broker.users() == before
 
 
-def test_max_outstanding_refuses_a_flood_but_never_the_operator(broker,
-                                                               store):
-    from hwbus.credentials import TooManyOutstanding
+def test_at_the_cap_the_oldest_unused_credential_makes_room(broker, store):
+    """A flood churns boot-server credentials while it lasts and locks
+    nobody out when it stops; an operator's are never counted."""
     from tests.functional.conftest import credentials_for
 
     credentials = credentials_for(broker, store, max_outstanding=3)
-    for i in range(3):
-        credentials.issue(mac=f'52:54:00:aa:cc:{i:02x}',
-                          issued_by='bootserver')
-    with pytest.raises(TooManyOutstanding):
-        credentials.issue(mac='52:54:00:aa:cc:99', issued_by='bootserver')
-    # hwbus-manage issue is not counted and not refused.
-    credentials.issue(mac='52:54:00:aa:cc:98')
+    operators = credentials.issue(mac='52:54:00:aa:cc:98')
+    flood = [credentials.issue(mac=f'52:54:00:aa:cc:{i:02x}',
+                               issued_by='bootserver') for i in range(5)]
+    states = [store.get(i.credential.boot_id).state for i in flood]
+    assert states == ['revoked', 'revoked', 'issued', 'issued', 'issued']
+    assert flood[0].credential.username not in broker.users()
+    assert store.get(operators.credential.boot_id).state == 'issued'
+    assert store.count([State.ISSUED], issued_by='bootserver') == 3
 
 
-def test_unused_boot_server_credentials_of_a_mac_are_replaced(broker,
-                                                               store):
+def test_requests_for_a_mac_from_elsewhere_never_cancel_its_boot(broker,
+                                                                 store):
+    from hwbus.credentials import TooManyForMac
     from tests.functional.conftest import credentials_for
 
     credentials = credentials_for(broker, store)
-    issued = [credentials.issue(mac='52:54:00:aa:dd:01',
-                                issued_by='bootserver', per_mac=2)
-              for _ in range(3)]
-    oldest = store.get(issued[0].credential.boot_id)
-    assert oldest.state == 'revoked' and oldest.user_deleted_at
-    assert issued[0].credential.username not in broker.users()
-    assert [store.get(i.credential.boot_id).state for i in issued[1:]] == \
-        ['issued', 'issued']
+    mac = '52:54:00:aa:dd:01'
+
+    def ask(client):
+        return credentials.issue(mac=mac, issued_by='bootserver', per_mac=3,
+                                 client=client)
+
+    victim = ask('10.0.0.5')
+    spoofs = [ask('10.0.0.66'), ask('10.0.0.67')]
+    with pytest.raises(TooManyForMac):
+        ask('10.0.0.68')
+    assert store.get(victim.credential.boot_id).state == 'issued'
+    # The victim looping in PXE replaces only its own.
+    again = ask('10.0.0.5')
+    assert store.get(victim.credential.boot_id).state == 'revoked'
+    assert store.get(again.credential.boot_id).state == 'issued'
+    assert [store.get(s.credential.boot_id).state for s in spoofs] == [
+        'issued', 'issued']
 
 
 def test_bootparams_round_trip_through_the_cmdline(credentials):

@@ -32,6 +32,7 @@ class Baremetal:
         self.port_owner = dict(ports or {})
         self.inventories = dict(inventories or {})
         self.posted: list[tuple[str, dict]] = []
+        self.port_queries = 0
         self.post_status = 202
 
     def find_node(self, ident, ignore_missing=True):
@@ -47,6 +48,10 @@ class Baremetal:
         return list(self.by_id.values())
 
     def ports(self, address=None, fields=None, **query):
+        self.port_queries += 1
+        if address is None:
+            return [types.SimpleNamespace(address=mac, node_id=owner)
+                    for mac, owner in self.port_owner.items()]
         owner = self.port_owner.get(address)
         return [] if owner is None else [types.SimpleNamespace(
             address=address, node_id=owner)]

@@ -68,6 +68,19 @@ def test_a_second_mac_of_the_inventory_cannot_select_a_node():
         _resolve(baremetal, _credential(), inventory)
 
 
+def test_many_macs_cost_one_port_listing_not_a_query_each():
+    inventory = _inventory()
+    template = inventory['interfaces'][0]
+    for i in range(200):
+        inventory['interfaces'].append(dict(
+            template, name=f'eth{i}', mac_address=f'52:54:01:00:00:{i:02x}'))
+    baremetal = ironicfake.Baremetal([ironicfake.node('victim')],
+                                     ports={'52:54:01:00:00:63': 'victim'})
+    with pytest.raises(binding.MacConflict, match='victim'):
+        _resolve(baremetal, _credential(), inventory)
+    assert baremetal.port_queries <= 2
+
+
 @pytest.mark.parametrize('driver_info', [
     {'ipmi_address': '10.88.0.2'},
     {'redfish_address': 'https://10.88.0.2:8000/redfish/v1'},
@@ -79,6 +92,18 @@ def test_a_bmc_address_of_another_node_is_a_conflict(driver_info):
     with pytest.raises(binding.BmcConflict, match='victim'):
         _resolve(baremetal, _credential(),
                  _inventory(bmc_address='10.88.0.2'))
+
+
+def test_a_bmc_address_ironic_resolved_for_its_lookup_is_a_conflict():
+    """A host name (or "167837955") in driver_info: Ironic's own lookup
+    matches the IP it resolved, so hwbus compares with that too."""
+    victim = ironicfake.node('victim', 'inspect wait', driver_info={
+        'ipmi_address': 'bmc7.example.net'})
+    victim.driver_internal_info = {'lookup_bmc_addresses': [
+        'bmc7.example.net', '10.20.0.7']}
+    with pytest.raises(binding.BmcConflict, match='victim'):
+        _resolve(ironicfake.Baremetal([victim]), _credential(),
+                 _inventory(bmc_address='10.20.0.7'))
 
 
 @pytest.mark.parametrize('claimed', ['88.0.2', '.', '0.0.0.0',  # noqa: S104

@@ -10,7 +10,7 @@ import pytest
 from hwbus.bootserver import server
 from hwbus.bootserver.app import create_app, printable
 from hwbus.bootserver.ratelimit import Limiter
-from hwbus.credentials import TooManyOutstanding
+from hwbus.credentials import TooManyForMac
 
 
 class FakeCredentials:
@@ -19,7 +19,8 @@ class FakeCredentials:
         self.ttls = []
         self.fail = fail
 
-    def issue(self, mac, ttl, after, issued_by, lldp, per_mac=0):
+    def issue(self, mac, ttl, after, issued_by, lldp, per_mac=0,
+              client=None):
         if self.fail:
             raise self.fail
         self.issued.append(mac)
@@ -269,12 +270,13 @@ def test_a_trusted_proxy_forwards_the_client_address(tmp_path, clock):
     assert codes == [200, 200, 429]
 
 
-def test_outstanding_cap_answers_503_and_says_why(tmp_path):
-    creds = FakeCredentials(fail=TooManyOutstanding('1000 outstanding'))
+def test_a_mac_with_too_many_unused_credentials_answers_429_and_why(
+        tmp_path):
+    creds = FakeCredentials(fail=TooManyForMac('3 unused credentials'))
     response = _client(tmp_path, creds).get(
         '/boot.ipxe?mac=52:54:00:00:00:01')
-    assert response.status_code == 503
-    assert 'too-many-outstanding' in response.get_data(as_text=True)
+    assert response.status_code == 429
+    assert 'too-many-for-mac' in response.get_data(as_text=True)
 
 
 def test_images_are_served_and_nothing_else(tmp_path):

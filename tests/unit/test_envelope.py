@@ -244,3 +244,33 @@ def test_fuzz_never_crashes_and_never_accepts(keypair, body, props):
     except PermanentError:
         return
     pytest.fail('an unsigned random message was accepted')
+
+
+@pytest.mark.parametrize('version', [True, 1.0, '1'])
+def test_the_version_is_exactly_the_integer_one(version):
+    from hwbus import envelope as env
+
+    header = env.Header('boot-0123456789abcdef0123', 'b1', 'm', 'identity',
+                        b'\0' * 64)
+    body = env.canonical({'version': version, 'boot_id': 'b1',
+                          'collected_at': 'x', 'nonce': 'n',
+                          'inventory': {}, 'plugin_data': {}})
+    with pytest.raises(env.BadVersion):
+        env.decode(header, body)
+
+
+def test_a_document_nesting_deeper_than_the_limit_is_malformed():
+    from hwbus import envelope as env
+
+    header = env.Header('boot-0123456789abcdef0123', 'b1', 'm', 'identity',
+                        b'\0' * 64)
+    deep: dict = {}
+    node = deep
+    for _ in range(env.MAX_DEPTH):
+        node['x'] = {}
+        node = node['x']
+    body = env.canonical({'version': 1, 'boot_id': 'b1',
+                          'collected_at': 'x', 'nonce': 'n',
+                          'inventory': {}, 'plugin_data': {'deep': deep}})
+    with pytest.raises(env.Malformed, match='nests deeper'):
+        env.decode(header, body)
