@@ -35,6 +35,10 @@ class Topology:
     # (reject-publish) and loses nothing it accepted.
     queue_max_bytes: int = 512 * 1024 * 1024
     dead_queue_max_bytes: int = 256 * 1024 * 1024
+    # Messages each queue may hold: bytes count bodies only, and a dead
+    # letter of an unverified message keeps none.
+    queue_max_messages: int = 100_000
+    dead_queue_max_messages: int = 100_000
     # The largest body the broker accepts (rabbitmq.conf).
     max_message_size: int = 1024 * 1024
 
@@ -47,6 +51,8 @@ class Topology:
                    consumer_user=group.consumer_user,
                    queue_max_bytes=group.queue_max_bytes,
                    dead_queue_max_bytes=group.dead_queue_max_bytes,
+                   queue_max_messages=group.queue_max_messages,
+                   dead_queue_max_messages=group.dead_queue_max_messages,
                    max_message_size=group.max_message_size)
 
     def queue_arguments(self) -> dict[str, Any]:
@@ -74,10 +80,12 @@ class Topology:
             f'{self.queue}-limits': {
                 'pattern': f'^{re.escape(self.queue)}$',
                 'definition': {'max-length-bytes': self.queue_max_bytes,
+                               'max-length': self.queue_max_messages,
                                'overflow': 'reject-publish'}},
             f'{self.dead_queue}-limits': {
                 'pattern': f'^{re.escape(self.dead_queue)}$',
                 'definition': {'max-length-bytes': self.dead_queue_max_bytes,
+                               'max-length': self.dead_queue_max_messages,
                                'overflow': 'reject-publish'}},
         }
 
@@ -132,8 +140,10 @@ def setup(management: Management, topology: Topology,
     done.append('bindings')
     for name, policy in topology.policies().items():
         management.put_policy(name, policy['pattern'], policy['definition'])
-    done.append(f'policies: at most {topology.queue_max_bytes} bytes in '
-                f'{topology.queue}, {topology.dead_queue_max_bytes} in '
+    done.append(f'policies: at most {topology.queue_max_bytes} bytes and '
+                f'{topology.queue_max_messages} messages in '
+                f'{topology.queue}, {topology.dead_queue_max_bytes} bytes '
+                f'and {topology.dead_queue_max_messages} messages in '
                 f'{topology.dead_queue}, new messages refused beyond')
     if consumer_password:
         management.put_user(topology.consumer_user, consumer_password)

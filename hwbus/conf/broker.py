@@ -70,6 +70,13 @@ OPTS = [
                     '"hwbus-manage setup-broker"). Beyond, the broker '
                     'refuses new messages (the ramdisks retry until their '
                     'deadline); nothing accepted is dropped.'),
+    cfg.IntOpt('queue_max_messages', default=100_000, min=100,
+               help='Messages the inventory queue may hold (a policy, '
+                    'with queue_max_bytes: bytes count bodies only).'),
+    cfg.IntOpt('dead_queue_max_messages', default=100_000, min=100,
+               help='Messages the dead-letter queue may hold. A dead '
+                    'letter of an unverified message keeps no body, so '
+                    'this, not the bytes, bounds what a flood leaves.'),
     cfg.IntOpt('dead_queue_max_bytes', default=256 * 1024 * 1024,
                min=1024 * 1024,
                help='Bytes the dead-letter queue may hold. Beyond, the '

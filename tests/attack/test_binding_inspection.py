@@ -86,3 +86,23 @@ def test_a_credential_bound_to_one_node_cannot_write_another(inspection,
     next_good = stack.good_boot(started)
     figure(attack='credential of node A, inventory of node B', attempts=1,
            accepted=0, refused='mac-conflict', next_good_s=next_good)
+
+
+def test_a_bmc_address_ironic_resolved_selects_nothing(inspection, figure):
+    """driver_info holds a form Ironic resolves ("167837955" is 10.1.1.3;
+    a host name works the same): Ironic's lookup would match the claimed
+    IP, so hwbus compares with the addresses Ironic resolved."""
+    stack = inspection
+    victim = stack.ironic.enroll('inspect wait', ports=(stack.mac(),),
+                                 driver_info={'ipmi_address': '167837955'})
+    cached = stack.ironic.get(f'/v1/nodes/{victim["uuid"]}')[
+        'driver_internal_info'].get('lookup_bmc_addresses')
+    assert '10.1.1.3' in cached
+    before = stack.snapshot(victim['uuid'])
+    started = time.monotonic()
+    stack.send(stack.mac(), change=set_fields(bmc_address='10.1.1.3'))
+    assert stack.dead_reason() == 'bmc-conflict'
+    assert stack.snapshot(victim['uuid']) == before
+    next_good = stack.good_boot(started)
+    figure(attack='BMC address as Ironic resolved it', attempts=1,
+           accepted=0, refused='bmc-conflict', next_good_s=next_good)

@@ -460,3 +460,77 @@ def test_the_dead_letter_tools_read_any_message_in_the_queue(stack, figure):
     figure(attack='poison messages in the dead-letter queue', attempts=3,
            accepted=0, refused='listed, not replayed, purged (no traceback)',
            next_good_s=stack.good_boot(started))
+
+
+def test_a_flood_without_user_id_ends_its_credential_and_keeps_no_bodies(
+        stack, figure):
+    """user_id is optional in AMQP: the routing key, which the broker
+    enforces, names the sender; unverified bodies are not kept."""
+    issued = stack.issue()
+    body = os.urandom(500 * 1024)
+    props = boots.signed_properties(issued, body)
+    del props['user_id']
+    connection = pika.BlockingConnection(pika.URLParameters(
+        issued.params.connection_urls()[0]))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    attempts = accepted = 0
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 60 and attempts < 200:
+            attempts += 1
+            channel.basic_publish('hwbus.inventory',
+                                  f'inventory.{issued.params.user}', body,
+                                  pika.BasicProperties(**props))
+            accepted += 1
+    except pika.exceptions.AMQPError:
+        pass
+    finally:
+        if connection.is_open:
+            connection.close()
+    next_good = stack.good_boot(started)
+    wait_for(lambda: boots.depth(stack.broker, QUEUE) == 0, 60, 'drained')
+    dead = boots.get_all(stack.broker, DEAD)
+    assert accepted <= len(dead) <= attempts
+    assert all(b == b'' and p.headers['x-hwbus-body-size'] == len(body)
+               for p, b in dead)
+    assert stack.store.get(issued.credential.boot_id).state == 'revoked'
+    assert attempts < 200  # the credential ended before the flood did
+    figure(attack='flood without user_id (routing key names the sender)',
+           attempts=attempts, accepted=0,
+           refused=f'bad-properties; credential revoked; {len(dead)} dead '
+           f'letters kept as digests', next_good_s=next_good)
+
+
+def test_a_full_dead_letter_queue_stalls_nothing(stack, figure):
+    """Bad messages while the dead-letter queue refuses everything: the
+    broker's own dead-lettering keeps them, intake goes on."""
+    policy = 'hwbus.inventory.dead-limits'
+    stack.broker.api('PUT', f'/api/policies/%2F/{policy}', json={
+        'pattern': '^hwbus\\.inventory\\.dead$', 'apply-to': 'queues',
+        'definition': {'max-length': 1, 'overflow': 'reject-publish'},
+        'priority': 0}).raise_for_status()
+    try:
+        # One dead letter fills it; the next are refused.
+        issued = [stack.issue() for _ in range(3)]
+        started = time.monotonic()
+        for one in issued:
+            _envelope(one, b'')
+        next_good = stack.good_boot(started)
+        wait_for(lambda: boots.depth(stack.broker, QUEUE) == 0, 60,
+                 'the bad ones taken')
+        assert 'handed to the broker' in stack.log()
+        assert stack.consumer.proc.poll() is None
+    finally:
+        topology.setup(management_for(stack.broker), topology.Topology(),
+                       CONSUMER_PASSWORD)
+    # Room again: what the broker held reaches the dead-letter queue
+    # (RabbitMQ retries its at-least-once dead-lettering with a backoff).
+    restored = time.monotonic()
+    dead = stack.dead(3, timeout=300)
+    held = round(time.monotonic() - restored, 1)
+    assert len(dead) == 3
+    figure(attack='bad messages while the dead-letter queue is full',
+           attempts=3, accepted=0, refused=f'empty; the refused copies '
+           f'kept by the broker, dead-lettered {held} s after room was made',
+           next_good_s=next_good)

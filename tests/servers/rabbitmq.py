@@ -120,7 +120,11 @@ class RabbitMQServer:
         for sub in ('mnesia', 'log'):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         (self.workdir / 'rabbitmq-env.conf').write_text('')
-        (self.workdir / 'advanced.config').write_text('[].\n')
+        # A refused at-least-once dead letter is retried after this many
+        # ms (RabbitMQ's default is 3 minutes): tests wait for seconds.
+        (self.workdir / 'advanced.config').write_text(
+            '[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, '
+            '2000}]}].\n')
         (self.workdir / 'enabled_plugins').write_text(
             '[rabbitmq_management].\n')
         if self.tls_only:
