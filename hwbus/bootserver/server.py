@@ -80,15 +80,23 @@ class Front:
     WSGI app through one of two a2wsgi thread pools."""
 
     def __init__(self, wsgi_app: Any, threads: int = 8,
-                 image_threads: int = 8, send_timeout: float = 60.0) -> None:
+                 image_threads: int = 8, send_timeout: float = 60.0,
+                 max_header_size: int = 8192) -> None:
         self.scripts = WSGIMiddleware(wsgi_app, workers=threads)
         self.images = WSGIMiddleware(wsgi_app, workers=image_threads)
         self.send_timeout = send_timeout
+        self.max_header_size = max_header_size
 
     async def __call__(self, scope: dict[str, Any], receive: Any,
                        send: Send) -> None:
         if scope['type'] != 'http':  # lifespan; a2wsgi closes websockets
             await self.scripts(scope, receive, send)
+            return
+        # h11 limits a head that arrives in pieces; one that arrives in
+        # one read is measured here (names, values and ": \r\n").
+        size = sum(len(k) + len(v) + 4 for k, v in scope['headers'])
+        if size > self.max_header_size:
+            await _answer(send, 431, 'request header fields too large\n')
             return
         headers = dict(scope['headers'])
         length = headers.get(b'content-length', b'0').strip()
@@ -131,6 +139,6 @@ def serve(wsgi_app: Any, group: Any,
     from hypercorn.asyncio import serve as hypercorn_serve
 
     front = Front(wsgi_app, group.threads, group.image_threads,
-                  group.send_timeout)
+                  group.send_timeout, group.max_header_size)
     asyncio.run(hypercorn_serve(front, make_config(group),
                                 shutdown_trigger=shutdown, mode='asgi'))

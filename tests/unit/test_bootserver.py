@@ -346,6 +346,15 @@ def test_a_request_body_is_refused_before_anything_reads_it(headers):
     assert sent[0]['status'] == 413 and called == []
 
 
+def test_a_head_over_the_size_limit_is_refused_however_it_arrived():
+    called = []
+    front = server.Front(lambda env, start: called.append(env), 1, 1,
+                         max_header_size=8192)
+    headers = [(f'x-h{i}'.encode(), b'v' * 8) for i in range(2000)]
+    sent = _asgi(front, 'GET', '/boot.ipxe', headers)
+    assert sent[0]['status'] == 431 and called == []
+
+
 def test_the_front_hands_bodiless_requests_to_the_app():
     def app(environ, start_response):
         start_response('200 OK', [('Content-Type', 'text/plain')])
