@@ -304,3 +304,26 @@ def test_hwbus_collect_into_a_closed_pipe_is_quiet():
     _, err = collect.communicate(timeout=60)
     assert b'Traceback' not in err and b'BrokenPipe' not in err
     assert collect.returncode == 0
+
+
+def test_dead_purge_removes_exactly_what_it_reports(site):
+    import pika
+
+    connection = pika.BlockingConnection(site.broker.pika_parameters())
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for i in range(15):
+            reason = 'malformed' if i % 3 else 'schema'
+            channel.basic_publish('hwbus.dead', reason, b'x' * i,
+                                  pika.BasicProperties(
+                                      message_id=f'm{i}', headers={
+                                          'x-hwbus-dead-reason': reason}))
+    finally:
+        connection.close()
+    purge = _run('hwbus-manage', 'dead', 'purge', '--reason', 'malformed',
+                 config=site.config)
+    assert purge.returncode == 0 and 'purged 10 dead letters' in purge.stdout
+    listing = json.loads(_run('hwbus-manage', 'dead', 'list', '--format',
+                              'json', config=site.config).stdout)
+    assert sorted(r['reason'] for r in listing) == ['schema'] * 5
