@@ -2,22 +2,26 @@
 
 Ironic answers 409 while a node is locked and 503 while it starts; those
 and every connection failure are transient, so the message waits. A 4xx
-that names the request itself (400, 404, 406) is permanent.
+that names the request itself (400, 404, 406) is permanent. A 401 or 403
+(Keystone or Ironic refusing hwbus's own credentials or role) is
+transient too, one line naming [ironic]: messages wait for the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import openstack
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading
+from openstack import config as sdk_config
 from openstack import exceptions as sdk_exc
 
-from hwbus.errors import PermanentError, TransientError
+from hwbus.errors import HwbusError, PermanentError, TransientError
 
 LOG = logging.getLogger(__name__)
 TRANSIENT_STATUS = {408, 409, 423, 429, 500, 502, 503, 504}
@@ -25,6 +29,21 @@ TRANSIENT_STATUS = {408, 409, 423, 429, 500, 502, 503, 504}
 
 class IronicUnavailable(TransientError):
     reason = 'ironic-unavailable'
+
+
+class IronicAuthFailed(TransientError):
+    """Keystone or Ironic refused hwbus's own credentials (401) or role
+    (403). No message is at fault: they wait, retried, until an operator
+    fixes [ironic] or the role, instead of being dead-lettered."""
+
+    reason = 'ironic-auth-failed'
+
+
+class IronicConfigError(HwbusError):
+    """[ironic] cannot make a connection (a cloud clouds.yaml does not
+    have, a missing auth option): raised by connect(), at start-up."""
+
+    reason = 'ironic-config'
 
 
 class IronicRefused(PermanentError):
@@ -35,22 +54,104 @@ class NodeNotFound(PermanentError):
     reason = 'node-not-found'
 
 
+CREDENTIALS_HINT = ('check [ironic] username/password (application_'
+                    'credential_id/secret with auth_type '
+                    'v3applicationcredential) or the clouds.yaml cloud '
+                    '[ironic] cloud names')
+
+
+def auth_failed(status: int, what: str, who: str,
+                text: str = '') -> IronicAuthFailed:
+    """The one line an operator reads for a 401 or 403."""
+    if status == 401:
+        return IronicAuthFailed(f'{what}: {who} refused the credentials in '
+                                f'[ironic] (401): {CREDENTIALS_HINT}')
+    detail = f': {text[:300]}' if text else ''
+    return IronicAuthFailed(
+        f'{what}: {who} refused the [ironic] user (403): give it the role '
+        f'hwbus needs (docs/consumer.md, "Ironic behind Keystone"){detail}')
+
+
 def connect(conf: Any) -> openstack.connection.Connection:
-    """A connection from [ironic]: a clouds.yaml cloud or keystoneauth."""
+    """A connection from [ironic]: a clouds.yaml cloud or keystoneauth.
+
+    Nothing is asked of Keystone or Ironic here (credentials are tried
+    by the first call, under calling()); what [ironic] lacks to make a
+    connection is an IronicConfigError naming the option.
+    """
     group = conf.ironic
     if group.cloud:
-        return openstack.connect(cloud=group.cloud,
-                                 baremetal_api_version=group.api_version)
-    auth = loading.load_auth_from_conf_options(conf, 'ironic')
+        return _from_cloud(group)
+    try:
+        auth = loading.load_auth_from_conf_options(conf, 'ironic')
+    except ks_exc.MissingRequiredOptions as exc:
+        names = ', '.join(f'[ironic] {o.dest}' for o in exc.options)
+        raise IronicConfigError(f'[ironic] auth_type {group.auth_type} '
+                                f'needs {names}') from None
+    except ks_exc.NoMatchingPlugin as exc:
+        raise IronicConfigError(f'[ironic] auth_type {exc.name}: no such '
+                                f'keystoneauth plugin (password, '
+                                f'v3applicationcredential, http_basic, '
+                                f'none)') from None
     session = loading.load_session_from_conf_options(conf, 'ironic',
                                                      auth=auth)
     return openstack.connection.Connection(
-        session=session, baremetal_endpoint_override=group.endpoint_override,
+        session=session, region_name=group.region_name,
+        baremetal_interface=group.interface or ['internal', 'public'],
+        baremetal_endpoint_override=group.endpoint_override,
         baremetal_api_version=group.api_version,
         baremetal_status_code_retries=group.retries)
 
 
+def _from_cloud(group: Any) -> openstack.connection.Connection:
+    """[ironic] cloud from [ironic] clouds_yaml (and a secure.yaml beside
+    it), or from openstacksdk's usual places when that is unset."""
+    files: dict[str, Any] = {}
+    where = ('clouds.yaml (OS_CLIENT_CONFIG_FILE, ./, ~/.config/openstack/, '
+             '/etc/openstack/)')
+    if group.clouds_yaml:
+        where = group.clouds_yaml
+        try:
+            with open(group.clouds_yaml, 'rb'):
+                pass
+        except OSError as exc:
+            raise IronicConfigError(f'[ironic] clouds_yaml '
+                                    f'{group.clouds_yaml}: {exc.strerror}'
+                                    ) from None
+        secure = os.path.join(os.path.dirname(group.clouds_yaml),
+                              'secure.yaml')
+        files = {'config_files': [group.clouds_yaml],
+                 'secure_files': [secure], 'vendor_files': [],
+                 'load_envvars': False}
+    overrides: dict[str, Any] = {
+        'baremetal_api_version': group.api_version,
+        'baremetal_status_code_retries': group.retries}
+    if group.region_name:
+        overrides['region_name'] = group.region_name
+    if group.interface:
+        overrides['baremetal_interface'] = group.interface
+    try:
+        config = sdk_config.OpenStackConfig(**files)
+        names = config.get_cloud_names()
+        if group.cloud not in names:
+            raise IronicConfigError(
+                f'[ironic] cloud {group.cloud!r} is not in {where} '
+                f'(clouds there: {", ".join(sorted(names)) or "none"}): fix '
+                f'[ironic] cloud or [ironic] clouds_yaml')
+        region = config.get_one(cloud=group.cloud, **overrides)
+    except sdk_exc.ConfigException as exc:
+        raise IronicConfigError(f'[ironic] cloud {group.cloud!r} in '
+                                f'{where}: {exc}') from None
+    except ks_exc.MissingRequiredOptions as exc:
+        names = ', '.join(o.dest for o in exc.options)
+        raise IronicConfigError(f'[ironic] cloud {group.cloud!r} in '
+                                f'{where} needs auth: {names}') from None
+    return openstack.connection.Connection(config=region)
+
+
 def status_error(status: int, what: str, text: str = '') -> Exception:
+    if status in (401, 403):
+        return auth_failed(status, what, 'Ironic', text)
     detail = f'{what}: Ironic answered {status} {text[:300]}'.strip()
     if status in TRANSIENT_STATUS or status >= 500:
         return IronicUnavailable(detail)
@@ -81,5 +182,8 @@ def calling(what: str) -> Iterator[None]:
     except sdk_exc.HttpException as exc:
         raise status_error(exc.status_code or 503, what,
                            str(exc.details or '')) from None
+    except (ks_exc.Unauthorized, ks_exc.Forbidden) as exc:
+        # keystoneauth raises these when Keystone refuses to issue a token.
+        raise auth_failed(exc.http_status, what, 'Keystone') from None
     except (ks_exc.ClientException, sdk_exc.SDKException, OSError) as exc:
         raise IronicUnavailable(f'{what}: {type(exc).__name__}') from None

@@ -19,17 +19,24 @@ BIN = pathlib.Path(sys.executable).parent
 def write_config(path: pathlib.Path, rabbit, database_url: str,
                  ironic_url: str | None, consumer_password: str,
                  appliers: str = 'inspection',
-                 extra: str = '') -> pathlib.Path:
+                 extra: str = '',
+                 ironic: dict[str, str] | None = None) -> pathlib.Path:
     """One hwbus.conf for every hwbus command of a test.
 
     ``rabbit`` is a RabbitMQServer or a RabbitMQCluster: its client and
-    management URLs, and its CA when it speaks TLS only.
+    management URLs, and its CA when it speaks TLS only. ``ironic``, when
+    given, is the whole [ironic] section (option: value) instead of
+    noauth at ``ironic_url``.
     """
     urls = ','.join(rabbit.client_urls)
     ca = ''
     if getattr(rabbit, 'tls_only', False):
         ca = (f'ca_file = {rabbit.ca_file}\n'
               f'        management_ca_file = {rabbit.ca_file}')
+    if ironic is None:
+        ironic = {'auth_type': 'none',
+                  'endpoint_override': ironic_url or 'http://127.0.0.1:9'}
+    ironic_options = '\n        '.join(f'{k} = {v}' for k, v in ironic.items())
     # It holds the broker's admin and consumer passwords: owner only.
     path.touch(mode=0o600)
     path.chmod(0o600)
@@ -61,8 +68,7 @@ def write_config(path: pathlib.Path, rabbit, database_url: str,
         sweep_interval = 3600
 
         [ironic]
-        auth_type = none
-        endpoint_override = {ironic_url or 'http://127.0.0.1:9'}
+        {ironic_options}
 
         [ramdisk]
         after = none

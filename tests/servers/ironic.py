@@ -4,6 +4,14 @@ PyPI ``ironic`` in its own virtualenv (tools/install-deps --test puts it
 in .cache/ironic-venv), run as the all-in-one ``ironic`` process with
 noauth, SQLite, no RPC bus, the fake-hardware driver and auto-discovery on:
 exactly the setup a small standalone Ironic uses, on a free loopback port.
+
+With ``keystone=`` (a tests.servers.keystone.KeystoneServer) it runs
+behind Keystone instead: ``auth_strategy = keystone``, keystonemiddleware
+with the service user ``ironic``, the ``baremetal`` service and endpoints
+in Keystone's catalog, and the ``service`` role of the ``service`` project
+given elevated access (what service accounts such as hwbus use: see
+docs/consumer.md, "Ironic behind Keystone"). The helpers below then send
+a system-scoped admin token.
 """
 
 from __future__ import annotations
@@ -31,8 +39,10 @@ class IronicServer:
     """Start with start(), stop with stop(); ``url`` is the API endpoint."""
 
     def __init__(self, workdir: pathlib.Path, port: int | None = None,
-                 host: str = '127.0.0.1', tls_ca=None) -> None:
+                 host: str = '127.0.0.1', tls_ca=None,
+                 keystone=None) -> None:
         self.workdir = workdir
+        self.keystone = keystone
         self.host = host
         self.port = port or free_port()
         # With a CA (tests.servers.tls.CA): HTTPS only, as "localhost".
@@ -63,7 +73,7 @@ class IronicServer:
                           for k, v in interfaces.items())
         self.conf.write_text(textwrap.dedent(f'''\
             [DEFAULT]
-            auth_strategy = noauth
+            auth_strategy = {'keystone' if self.keystone else 'noauth'}
             rpc_transport = none
             enabled_hardware_types = fake-hardware
             default_inspect_interface = agent
@@ -98,7 +108,31 @@ class IronicServer:
 
             [oslo_concurrency]
             lock_path = {self.workdir}/locks
-            '''))
+            ''') + self._keystone_options())
+
+    def _keystone_options(self) -> str:
+        if self.keystone is None:
+            return ''
+        user, password = self.keystone.service_user('ironic')
+        self.keystone.register_service(self.url)
+        return textwrap.dedent(f'''
+            [DEFAULT]
+            # The service role of the service project sees and manages
+            # every node, as a system-scoped member would (Ironic's
+            # policy, rule "service_role"); off by default.
+            rbac_service_role_elevated_access = true
+
+            [keystone_authtoken]
+            auth_type = password
+            auth_url = {self.keystone.url}
+            www_authenticate_uri = {self.keystone.url}
+            username = {user}
+            password = {password}
+            project_name = service
+            user_domain_name = Default
+            project_domain_name = Default
+            region_name = RegionOne
+            ''')
 
     def _tls_options(self) -> str:
         if self.tls_ca is None:
@@ -144,7 +178,10 @@ class IronicServer:
 
     # A few calls the tests make; the code under test uses openstacksdk.
     def _headers(self) -> dict[str, str]:
-        return {'X-OpenStack-Ironic-API-Version': API_VERSION}
+        headers = {'X-OpenStack-Ironic-API-Version': API_VERSION}
+        if self.keystone is not None:
+            headers['X-Auth-Token'] = self.keystone.admin_token()
+        return headers
 
     def get(self, path: str) -> dict:
         response = requests.get(self.url + path, headers=self._headers(),
