@@ -19,7 +19,7 @@ import kombu
 
 from hwbus import envelope
 from hwbus.consumer import service, wire
-from hwbus.consumer.pipeline import APPLIED, Outcome, Pipeline
+from hwbus.consumer.pipeline import APPLIED, DEAD, Outcome, Pipeline
 from hwbus.text import escape
 
 
@@ -33,6 +33,11 @@ class Dead:
     dead_at: str
     size: int
     raw: Any = dataclasses.field(repr=False, default=None)
+
+    @property
+    def body_dropped(self) -> bool:
+        """The consumer kept only the size and digest of the body."""
+        return self.size > 0 and not wire.body_of(self.raw)
 
     def row(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name)
@@ -154,6 +159,12 @@ class DeadLetters:
             if not match(dead):
                 return None
             message = dead.raw
+            if dead.body_dropped:
+                outcome = Outcome(DEAD, 'body-not-kept', 'only the digest '
+                                  'of this unverified body was kept: it '
+                                  'cannot be replayed')
+                outcomes.append((dead, outcome))
+                return None
             props = dict(service.message_properties(message))
             props['user_id'] = dead.user_id
             outcome = pipeline.process(wire.body_of(message), props,

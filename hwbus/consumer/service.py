@@ -399,7 +399,7 @@ class Service:
                 # up later).
                 log = LOG.error if amqp_errors.is_login_refused(exc) \
                     else LOG.warning
-                log('broker: %s; reconnecting in %.0f s',
+                log('broker connection lost: %s; reconnecting in %.0f s',
                     amqp_errors.describe(exc), delay,
                     exc_info=not amqp_errors.is_connection_error(exc))
                 self.stopping.wait(delay)

@@ -350,10 +350,10 @@ def test_dead_letters_are_listed_replayed_and_purged(stack, tmp_path):
     assert f'{sealed.message_id}: applied' in replay.stdout
     _wait_nodes(stack.ironic, [boots.mac_for(600)])
     assert stack.store.get(issued.credential.boot_id).state == 'applied'
-    # A forged one is never applied on replay (its credential ended with
-    # the refusal), and can be purged.
+    # A forged one is never applied on replay (only its digest was kept,
+    # and its credential ended with the refusal), and can be purged.
     again = _manage(lenient, 'dead', 'replay', '--all')
-    assert 'dead revoked' in again.stdout
+    assert 'dead body-not-kept' in again.stdout
     assert stack.store.get(forged.credential.boot_id).state == 'revoked'
     assert forged.credential.username not in stack.broker.users()
     purge = _manage(lenient, 'dead', 'purge', '--reason', 'bad-signature')

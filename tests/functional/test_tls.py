@@ -109,12 +109,17 @@ def _site_config(tls_site, name: str, ca_file=None):
     broker, ironic, ca, tmp = tls_site
     port = free_port()
     cert, key = ca.issue(tmp, f'bootserver-{name}')
+    images = tmp / 'images'  # it issues nothing while they are missing
+    images.mkdir(exist_ok=True)
+    for image in ('vmlinuz', 'initramfs.zst'):
+        (images / image).write_bytes(b'image')
     config = write_config(
         tmp / f'{name}.conf', broker, f'sqlite:///{tmp}/{name}.sqlite',
         ironic.url, CONSUMER_PASSWORD,
         extra=f'\n[ironic]\ncafile = {ca_file or broker.ca_file}\n'
               f'\n[bootserver]\nhost = 127.0.0.1\nport = {port}\n'
               f'cert_file = {cert}\nkey_file = {key}\n'
+              f'image_dir = {images}\n'
               f'public_url = https://localhost:{port}\n')
     if ca_file:
         text = config.read_text().replace(f'ca_file = {broker.ca_file}',
