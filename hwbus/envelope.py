@@ -49,9 +49,9 @@ REQUIRED = ('version', 'boot_id', 'collected_at', 'nonce', 'inventory',
 
 
 class EnvelopeError(PermanentError):
-    """A message that can never be accepted; ``reason`` says why."""
+    """A message that can never be accepted; subclasses say why."""
 
-    reason = 'malformed'
+    reason = 'envelope'
 
 
 class Oversize(EnvelopeError):

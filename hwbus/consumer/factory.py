@@ -6,7 +6,7 @@ import urllib.parse
 from typing import Any
 
 from hwbus import ironic
-from hwbus.consumer import appliers
+from hwbus.consumer import appliers, observers
 from hwbus.consumer.pipeline import Pipeline
 from hwbus.consumer.service import Settings
 from hwbus.credentials import Credentials
@@ -48,8 +48,14 @@ def pipeline(conf: Any, credentials: Credentials,
              notifier: Any = None) -> Pipeline:
     names = conf.consumer.appliers
     connection = None if names == ['null'] else ironic.connect(conf)
+    watching: list[observers.Observer] = []
+    if conf.consumer.archive:
+        watching.append(observers.Archive(credentials.store, notifier))
+    watching += [observers.Metrics(), observers.LogLine()]
+    if notifier is not None:
+        watching.append(observers.Notify(notifier))
     return Pipeline(credentials, appliers.load(names, conf, connection),
-                    notifier=notifier, archive=conf.consumer.archive,
+                    observers=watching,
                     max_size=conf.broker.max_message_size,
                     apply_lease=conf.consumer.apply_lease)
 

@@ -1,36 +1,36 @@
 """One message, from wire bytes to Ironic, in the design's order.
 
-size → properties → credential by ``user_id`` → signature → state
-transition → revoke → schema → MAC binding → appliers → applied → archive
-→ notification. ``process()`` never raises: it returns an ``Outcome`` that
-tells the service to ack, dead-letter (with a reason) or retry. It knows
+size → properties → credential by ``user_id`` → signature → expiry →
+state transition → revoke → schema → MAC binding → appliers → applied.
+``process()`` never raises: it returns an ``Outcome`` that tells the
+service to ack, dead-letter (with a reason) or retry, and hands the
+attempt to the observers (metrics, log, notifications, archive). It knows
 nothing of AMQP, so tests and ``hwbus-manage replay`` drive it directly.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
-import time
 import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from hwbus import envelope, inventory
-from hwbus.consumer import history, metrics
+from hwbus.consumer import metrics
 from hwbus.consumer.appliers import Applied, Applier, Context
+from hwbus.consumer.observers import Observer, notify_all
+from hwbus.consumer.outcome import INTERNAL, Attempt, Kind, Outcome
 from hwbus.credentials import BOOT_USER_RE, Credentials
 from hwbus.errors import PermanentError, TransientError
-from hwbus.store import Credential, Inventory, State
+from hwbus.store import Credential, State
 from hwbus.store.api import utcnow
 from hwbus.store.models import holds
 
 LOG = logging.getLogger(__name__)
 
-APPLIED, DEAD, RETRY = 'applied', 'dead', 'retry'
-# The reason of failures outside both error families (bugs).
-INTERNAL = 'internal-error'
+APPLIED, DEAD, RETRY = Kind.APPLIED, Kind.DEAD, Kind.RETRY
+__all__ = ['APPLIED', 'DEAD', 'INTERNAL', 'RETRY', 'Outcome', 'Pipeline']
 
 
 class Rejected(PermanentError):
@@ -46,11 +46,7 @@ class ReplayedBoot(Rejected):
 
 
 class CredentialMismatch(Rejected):
-    reason = 'boot-mismatch'
-
-
-class SchemaViolation(Rejected):
-    reason = 'schema'
+    reason = 'credential-mismatch'
 
 
 class Expired(Rejected):
@@ -71,25 +67,6 @@ class InProgress(TransientError):
     reason = 'in-progress'
 
 
-@dataclasses.dataclass
-class Outcome:
-    kind: str
-    reason: str = ''
-    detail: str = ''
-    boot_id: str | None = None
-    message_id: str | None = None
-    node: str | None = None
-    applied: Applied | None = None
-    # This call received the boot (or was told it owns it): its retries
-    # may go on applying without waiting for the apply lease.
-    claimed: bool = False
-    # The traceback of an internal error, for one log line per message.
-    trace: str = dataclasses.field(default='', repr=False)
-    # The message was signed by its boot's key and parsed: worth keeping
-    # (a replay needs it). Anything else is the sender's noise.
-    verified: bool = False
-
-
 def sender(properties: Mapping[str, Any]) -> str | None:
     """The per-boot user that published a message, as the broker saw it:
     ``user_id`` if present, else the user its routing key names."""
@@ -105,14 +82,13 @@ class Pipeline:
     """The checks and the appliers; shared by all worker threads."""
 
     def __init__(self, credentials: Credentials, appliers: list[Applier],
-                 notifier: Any = None, archive: bool = True,
+                 observers: list[Observer] | None = None,
                  max_size: int = envelope.MAX_SIZE,
                  apply_lease: float = 120.0) -> None:
         self.credentials = credentials
         self.store = credentials.store
         self.appliers = appliers
-        self.notifier = notifier
-        self.archive = archive
+        self.observers = observers or []
         self.max_size = max_size
         self.apply_lease = datetime.timedelta(seconds=apply_lease)
 
@@ -126,17 +102,14 @@ class Pipeline:
         "dead replay"): verified as always, then applied even if it was
         applied, received or expired before.
         """
-        started = time.perf_counter()
-        found: dict[str, Any] = {'owned': owned or replay, 'replay': replay}
-        opened = None
+        attempt = Attempt(properties, owned=owned or replay, replay=replay)
         try:
             with metrics.step('verify'):
-                opened = envelope.open(
+                attempt.opened = envelope.open(
                     body, properties,
-                    lambda header: self._key_for(header, found),
+                    lambda header: self._key_for(header, attempt),
                     self.max_size)
-            credential = found['credential']
-            outcome = self._accept(opened, credential, found)
+            outcome = self._accept(attempt.opened, attempt)
         except PermanentError as exc:
             outcome = Outcome(DEAD, exc.reason, str(exc))
         except TransientError as exc:
@@ -147,18 +120,16 @@ class Pipeline:
             outcome = Outcome(RETRY, INTERNAL, f'{type(exc).__name__}: '
                               f'{exc}'[:500],
                               trace=traceback.format_exc())
-        outcome.claimed = bool(found.get('owned'))
-        if opened is not None:
-            outcome.boot_id = opened.header.boot_id
-            outcome.message_id = opened.header.message_id
+        outcome.claimed = attempt.owned
+        if attempt.opened is not None:
+            outcome.boot_id = attempt.opened.header.boot_id
+            outcome.message_id = attempt.opened.header.message_id
             outcome.verified = True
         else:
             outcome.message_id = str(properties.get('message_id') or '')[:128]
         if outcome.kind == DEAD and not replay:
-            self._end_sender(properties, found.get('credential'), outcome)
-        metrics.observe(outcome, time.perf_counter() - started)
-        self._log(outcome, properties)
-        self._notify(outcome, opened)
+            self._end_sender(properties, attempt.credential, outcome)
+        notify_all(self.observers, outcome, attempt)
         return outcome
 
     def _end_sender(self, properties: Mapping[str, Any],
@@ -196,8 +167,7 @@ class Pipeline:
                         'message: %s', exc)
 
     # -- steps ------------------------------------------------------------
-    def _key_for(self, header: envelope.Header,
-                 found: dict[str, Credential]) -> bytes:
+    def _key_for(self, header: envelope.Header, attempt: Attempt) -> bytes:
         with metrics.step('lookup'):
             credential = self.credentials.lookup(header.user_id)
         if credential.boot_id != header.boot_id:
@@ -207,7 +177,7 @@ class Pipeline:
         if credential.state == State.REVOKED.value:
             raise Revoked(f'the credential of boot {credential.boot_id} was '
                           f'revoked')
-        found['credential'] = credential
+        attempt.credential = credential
         return credential.public_key
 
     def _check_claim(self, credential: Credential, message_id: str,
@@ -250,28 +220,29 @@ class Pipeline:
                           f'expired at {expiry}Z, before this message was '
                           f'received')
 
-    def _accept(self, opened: envelope.Opened, credential: Credential,
-                found: dict[str, Any]) -> Outcome:
+    def _accept(self, opened: envelope.Opened, attempt: Attempt) -> Outcome:
         header = opened.header
-        if not found['replay'] and holds(credential, State.APPLIED,
-                                         header.message_id):
+        credential = attempt.credential
+        if not attempt.replay and holds(credential, State.APPLIED,
+                                        header.message_id):
             # Applied before, but the ack was lost with the connection
             # (a broker node or the consumer went away): acknowledge it
             # again, apply nothing twice.
             LOG.info('message %s of boot %s was applied before; '
                      'redelivery acknowledged', header.message_id,
                      credential.boot_id)
+            attempt.applied_before = True
             return Outcome(APPLIED, applied=Applied(matched_by='redelivery'))
-        self._check_claim(credential, header.message_id, found['owned'])
-        if not (found['replay'] or holds(credential, State.RECEIVED,
-                                         header.message_id)):
+        self._check_claim(credential, header.message_id, attempt.owned)
+        if not (attempt.replay or holds(credential, State.RECEIVED,
+                                        header.message_id)):
             self._check_expiry(credential)
         with metrics.step('revoke'):
             if not self.credentials.receive(credential, header.message_id):
                 raise ReplayedBoot(
                     f'boot {credential.boot_id} already sent another '
                     f'message; {header.message_id} is refused')
-        found['owned'] = True
+        attempt.owned = True
         if opened.error is not None:
             raise RamdiskError(
                 f'the ramdisk of boot {credential.boot_id} reported: '
@@ -281,7 +252,7 @@ class Pipeline:
             problems = inventory.problems({'inventory': opened.inventory,
                                            'plugin_data': opened.plugin_data})
         if problems:
-            raise SchemaViolation('; '.join(problems[:5]))
+            raise inventory.InvalidDocument(problems[:5])
         macs = {i.get('mac_address') for i in
                 opened.inventory.get('interfaces', [])}
         if credential.mac and credential.mac not in macs:
@@ -289,10 +260,10 @@ class Pipeline:
                               f'{credential.mac}, which this inventory does '
                               f'not have')
         context = Context(boot_id=credential.boot_id,
-                          message_id=header.message_id,
-                          credential=credential, inventory=opened.inventory,
+                          message_id=header.message_id, boot=attempt.boot,
+                          inventory=opened.inventory,
                           plugin_data=opened.plugin_data,
-                          replay=found['replay'])
+                          replay=attempt.replay)
         result = Applied()
         with metrics.step('apply'):
             for applier in self.appliers:
@@ -306,55 +277,4 @@ class Pipeline:
         self.store.transition(credential.boot_id, State.APPLIED,
                               [State.RECEIVED], user_deleted=True,
                               node=None if credential.node else result.node)
-        if self.archive:
-            with metrics.step('archive'):
-                self._archive(opened, credential, result)
         return Outcome(APPLIED, node=result.node, applied=result)
-
-    def _archive(self, opened: envelope.Opened, credential: Credential,
-                 result: Applied) -> None:
-        header = opened.header
-        previous = (self.store.inventories(node=result.node, limit=1)
-                    if result.node else [])
-        saved = self.store.archive(Inventory(
-            boot_id=credential.boot_id, message_id=header.message_id,
-            node=result.node,
-            mac=(opened.inventory.get('boot') or {}).get('pxe_interface')
-            or credential.mac,
-            applied_at=utcnow(), body=opened.body,
-            content_encoding=header.encoding,
-            signature=envelope.keys.b64encode(header.signature),
-            user_id=header.user_id))
-        if not (saved and previous):
-            return
-        changes = history.diff(history.document_of(previous[0]),
-                               opened.document)
-        if changes:
-            LOG.info('hardware of node %s changed: %s', result.node,
-                     '; '.join(changes))
-            if self.notifier is not None:
-                self.notifier.hardware_changed(result.node, changes)
-
-    # -- reporting --------------------------------------------------------
-    def _log(self, outcome: Outcome, properties: Mapping[str, Any]) -> None:
-        user = str(properties.get('user_id') or '-')[:64]
-        if outcome.kind == APPLIED:
-            LOG.info('applied message %s of boot %s (user %s) to node %s',
-                     outcome.message_id, outcome.boot_id, user,
-                     outcome.node or '-')
-        elif outcome.kind == DEAD:
-            LOG.warning('rejected message %s (user %s): %s: %s',
-                        outcome.message_id or '-', user, outcome.reason,
-                        outcome.detail)
-        else:
-            LOG.warning('will retry message %s (user %s): %s: %s',
-                        outcome.message_id or '-', user, outcome.reason,
-                        outcome.detail)
-
-    def _notify(self, outcome: Outcome, opened: Any) -> None:
-        if self.notifier is None or outcome.kind == RETRY:
-            return
-        try:
-            self.notifier.outcome(outcome, opened)
-        except Exception as exc:  # notifications must never block intake
-            LOG.warning('could not send a notification: %s', exc)

@@ -18,13 +18,17 @@ from typing import Any
 
 import jsonschema
 
+from hwbus.errors import PermanentError
+
 # How many validation problems one report lists; a broken document can have
 # thousands and the first few say what went wrong.
 MAX_REPORTED_ERRORS = 20
 
 
-class InvalidDocument(ValueError):
+class InvalidDocument(PermanentError, ValueError):
     """The document does not match the schema; ``problems`` says where."""
+
+    reason = 'schema'
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import orm
 
-from hwbus.errors import TransientError
+from hwbus.errors import HwbusError, TransientError
 from hwbus.store.models import Credential, Inventory, State
 
 LOG = logging.getLogger(__name__)
@@ -23,8 +23,10 @@ class StoreUnavailable(TransientError):
     reason = 'store-unavailable'
 
 
-class StoreNotReady(RuntimeError):
+class StoreNotReady(HwbusError):
     """The schema is missing or old and auto-upgrade is off."""
+
+    reason = 'store-not-ready'
 
 
 def utcnow() -> datetime.datetime:

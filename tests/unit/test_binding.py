@@ -205,7 +205,7 @@ def test_the_inspection_applier_names_the_target_to_ironic():
         baremetal=baremetal))
     credential = types.SimpleNamespace(state='issued', message_id=None,
                                        mac=MAC, node=None)
-    context = Context(boot_id='b', message_id='m1', credential=credential,
+    context = Context(boot_id='b', message_id='m1', boot=credential,
                       inventory=DOC['inventory'], plugin_data={})
     assert applier.apply(context).node == 'n'
     assert baremetal.posted[0][0] == '/continue_inspection?node_uuid=n'

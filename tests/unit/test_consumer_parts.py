@@ -39,7 +39,7 @@ def test_history_names_each_kind_of_change():
 
 def _context(doc, **credential):
     cred = types.SimpleNamespace(node=None, mac=None, **credential)
-    return Context(boot_id='b1', message_id='m1', credential=cred,
+    return Context(boot_id='b1', message_id='m1', boot=cred,
                    inventory=doc['inventory'], plugin_data=doc['plugin_data'])
 
 

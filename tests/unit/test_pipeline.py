@@ -13,6 +13,7 @@ import pytest
 
 from hwbus import envelope, keys
 from hwbus.consumer.appliers import Applied
+from hwbus.consumer.observers import Archive
 from hwbus.consumer.pipeline import APPLIED, DEAD, RETRY, Pipeline
 from hwbus.credentials import UnknownCredential
 from hwbus.errors import PermanentError
@@ -82,7 +83,8 @@ class World:
                     raise world.applier_error
                 return Applied(node='node-1')
 
-        self.pipeline = Pipeline(Credentials(), [Applier()])
+        self.pipeline = Pipeline(Credentials(), [Applier()],
+                                 observers=[Archive(Credentials.store)])
 
     def seal(self, **kwargs):
         args = dict(boot_id='boot1', user=USER, key=self.key,
@@ -164,7 +166,7 @@ def test_a_redelivery_whose_first_attempt_reached_ironic():
         baremetal=baremetal))
     credential = types.SimpleNamespace(state='received', message_id='m1',
                                        mac=mac, node=None)
-    context = Context(boot_id='b', message_id='m1', credential=credential,
+    context = Context(boot_id='b', message_id='m1', boot=credential,
                       inventory=DOC['inventory'], plugin_data={})
     applied = applier.apply(context)
     assert (applied.node, applied.matched_by) == ('node-9', 'redelivery')

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from stevedore import driver
 
-from hwbus.store import Credential, State
+from hwbus.store import State
 from hwbus.store.models import holds
 
 NAMESPACE = 'hwbus.appliers'
@@ -22,11 +22,13 @@ NAMESPACE = 'hwbus.appliers'
 
 @dataclasses.dataclass
 class Context:
-    """One verified message, as the appliers see it."""
+    """One verified message, as the appliers see it. ``boot`` is the
+    credential's record (hwbus.consumer.outcome.Boot): bound MAC and
+    node, state and the message it holds."""
 
     boot_id: str
     message_id: str
-    credential: Credential
+    boot: Any
     inventory: dict[str, Any]
     plugin_data: dict[str, Any]
     # An operator asked for it again: apply it, whatever came before.
@@ -43,7 +45,7 @@ class Context:
         consumer) and not finished: an earlier attempt may have reached
         Ironic already. Never for an operator's replay, which must reach
         Ironic now or fail."""
-        return not self.replay and holds(self.credential, State.RECEIVED,
+        return not self.replay and holds(self.boot, State.RECEIVED,
                                          self.message_id)
 
     @property

@@ -124,7 +124,7 @@ class EnrollApplier:
 
     # -- update ---------------------------------------------------------
     def apply(self, context: Context) -> Applied:
-        target = self.binding.resolve(context.credential, context.inventory)
+        target = self.binding.resolve(context.boot, context.inventory)
         node = target.node
         result = Applied(matched_by=target.matched_by)
         if node is None:

@@ -31,7 +31,7 @@ class InspectionApplier:
 
     def apply(self, context: Context) -> Applied:
         redelivered = context.redelivered
-        target = self.binding.resolve(context.credential, context.inventory,
+        target = self.binding.resolve(context.boot, context.inventory,
                                       redelivered=redelivered)
         node = target.node
         if redelivered and node is not None and \
