@@ -150,11 +150,6 @@ class Management:
         self.request('PUT', f'/api/user-limits/{_q(user)}/{_q(name)}',
                      {'value': value})
 
-    def connections_of(self, user: str) -> list[dict]:
-        return self.request(
-            'GET', f'/api/connections/username/{_q(user)}',
-            ok_missing=True) or []
-
     # -- topology -------------------------------------------------------
     def put_vhost(self) -> None:
         self.request('PUT', f'/api/vhosts/{_q(self.vhost)}', {})

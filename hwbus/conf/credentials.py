@@ -23,8 +23,10 @@ OPTS = [
                help='Seconds the ramdisk keeps retrying its publish '
                     '(hwbus.deadline) before it gives up.'),
     cfg.IntOpt('sweep_interval', default=60, min=1,
-               help='Seconds between two sweeps for expired credentials in '
-                    'the services that sweep (consumer, boot server).'),
+               help='Seconds between two full sweeps by the consumer (also '
+                    '"hwbus-manage credentials sweep"): stray broker users '
+                    'of the per-boot form are deleted; expired credentials '
+                    'lose their users at their expiry, between sweeps.'),
 ]
 
 

@@ -7,36 +7,16 @@ kernel command line of each boot, written by the boot server or by
 
 from oslo_config import cfg
 
-from hwbus.ramdisk.collect import DEFAULT_DEADLINE
-from hwbus.ramdisk.sysroot import DEFAULT_COMMAND_TIMEOUT
-
 GROUP = cfg.OptGroup('ramdisk', title='Ramdisk behaviour',
                      help='Parameters handed to the hwbus ramdisk on its '
                           'kernel command line for each boot.')
 
 OPTS = [
-    cfg.ListOpt('collectors', default=[],
-                help='Collectors the ramdisk runs, by entry-point name in '
-                     'the hwbus.collectors namespace. Empty runs every '
-                     'collector installed in the image.'),
     cfg.FloatOpt('lldp_timeout', default=0.0, min=0.0, max=300.0,
                  help='Seconds to listen for LLDP on all ports at once. '
                       'Switches send LLDP every 30 seconds by default, so '
                       'a value of at least 31 is needed to hear every '
                       'port; 0 disables LLDP.'),
-    cfg.BoolOpt('include_usb_nics', default=False,
-                help='Report USB network devices as interfaces. They are '
-                     'left out by default because BMC "USB LAN" devices '
-                     'carry the same MAC on many servers and make Ironic '
-                     'look up the wrong node.'),
-    cfg.FloatOpt('command_timeout', default=DEFAULT_COMMAND_TIMEOUT,
-                 min=1.0,
-                 help='Seconds any tool the ramdisk runs (dmidecode, '
-                      'lsblk, ipmitool) may take before it is killed.'),
-    cfg.FloatOpt('collect_deadline', default=DEFAULT_DEADLINE, min=5.0,
-                 help='Seconds all collectors together may take, on top '
-                      'of the LLDP listen time. Collectors that overrun '
-                      'are reported as errors and the rest is published.'),
     cfg.StrOpt('after', default='poweroff',
                choices=[('poweroff', 'power the machine off'),
                         ('reboot', 'reboot the machine'),

@@ -20,8 +20,6 @@ class State(enum.StrEnum):
     REVOKED = 'revoked'      # withdrawn by an operator; user deleted
 
 
-LIVE = (State.ISSUED,)
-FINAL = (State.APPLIED, State.EXPIRED, State.REVOKED)
 
 
 class Base(orm.DeclarativeBase):
