@@ -19,7 +19,7 @@ import secrets
 import threading
 from collections.abc import Iterable
 
-from hwbus import bootparams, keys
+from hwbus import bootparams, keys, macs
 from hwbus.broker.management import Management
 from hwbus.broker.topology import Topology
 from hwbus.errors import PermanentError
@@ -34,7 +34,6 @@ BOOTSERVER = 'bootserver'
 # Only names of this form are ever swept: the consumer's own user, the
 # administrator and anything else an operator made are never touched.
 BOOT_USER_RE = re.compile(r'^boot-[0-9a-f]{20}$')
-MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
 
 
 class CredentialError(PermanentError):
@@ -54,15 +53,16 @@ class UnknownCredential(CredentialError):
 
 
 def normalize_mac(mac: str) -> str:
-    """aa:bb:cc:dd:ee:ff, from the forms operators and firmware write."""
-    text = mac.strip().lower().replace('-', ':')
-    if re.fullmatch(r'[0-9a-f]{12}', text):
-        text = ':'.join(text[i:i + 2] for i in range(0, 12, 2))
-    if not MAC_RE.match(text):
+    """aa:bb:cc:dd:ee:ff, from the forms operators and firmware write.
+
+    The rule is hwbus.macs, the one the ramdisk's collectors use too.
+    """
+    text = macs.parse(mac)
+    if text is None:
         raise BadMac(f'{mac[:40]!r} is not a MAC address')
-    if int(text[:2], 16) & 1:
+    if macs.is_multicast(text):
         raise BadMac(f'{text} is a multicast address, not a NIC\'s')
-    if text == '00:00:00:00:00:00':
+    if not macs.is_nic_address(text):
         raise BadMac(f'{text} is no NIC\'s address')
     return text
 
