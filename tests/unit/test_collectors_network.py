@@ -109,10 +109,14 @@ def test_boot_interface_that_is_not_there_is_reported(tmp_path):
 def test_bootif_forms(tmp_path):
     m = Machine(tmp_path).file('/proc/cmdline', 'BOOTIF=01-AA-BB-CC-DD-EE-FF')
     assert bootif_mac(m.root(), Options()) == 'aa:bb:cc:dd:ee:ff'
-    assert bootif_mac(m.root(), Options(bootif='11:22:33:44:55:66')) == \
-        '11:22:33:44:55:66'
+    assert bootif_mac(m.root(), Options(bootif='12:22:33:44:55:66')) == \
+        '12:22:33:44:55:66'
     m.file('/proc/cmdline', 'BOOTIF=garbage')
     assert bootif_mac(m.root(), Options()) is None
+    # No NIC's address (hwbus.macs): multicast or all zero.
+    m.file('/proc/cmdline', 'BOOTIF=01-01-00-5e-00-00-01')
+    assert bootif_mac(m.root(), Options()) is None
+    assert bootif_mac(m.root(), Options(bootif='00:00:00:00:00:00')) is None
 
 
 LAN_PRINT = """\

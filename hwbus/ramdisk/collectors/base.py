@@ -11,12 +11,10 @@ records the error and every other collector's data still goes out.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Protocol
 
+from hwbus import macs
 from hwbus.ramdisk.sysroot import SystemRoot
-
-_MAC_RE = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,21 +72,6 @@ def hex_id(value: str | None, width: int = 4) -> str | None:
     return f'{number:0{width}x}'
 
 
-def normalize_mac(value: str | None) -> str | None:
-    """A lower-case 6-byte MAC, or None for anything else.
-
-    InfiniBand (20-byte) and FireWire (8-byte) link addresses, all-zero
-    addresses and garbage all answer None: a value that is not a MAC must
-    never reach Ironic's port lookup.
-    """
-    if not value:
-        return None
-    mac = value.strip().lower().replace('-', ':')
-    if not _MAC_RE.match(mac) or mac == '00:00:00:00:00:00':
-        return None
-    return mac
-
-
 def parse_cpulist(text: str | None) -> list[int]:
     """"0-3,8,10-11" → [0, 1, 2, 3, 8, 10, 11]."""
     cpus: list[int] = []
@@ -119,9 +102,9 @@ def kernel_params(root: SystemRoot) -> dict[str, str]:
 def bootif_mac(root: SystemRoot, options: Options) -> str | None:
     """The MAC the machine booted from: ``BOOTIF=01-aa-bb-..`` or option."""
     if options.bootif:
-        return normalize_mac(options.bootif)
+        return macs.parse_nic(options.bootif)
     value = kernel_params(root).get('BOOTIF', '')
     # PXELINUX and iPXE prefix the ARP hardware type: "01-" for Ethernet.
     if len(value) == 20 and value[2] == '-':
         value = value[3:]
-    return normalize_mac(value)
+    return macs.parse_nic(value)

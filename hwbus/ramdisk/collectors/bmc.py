@@ -12,10 +12,10 @@ import ipaddress
 import re
 from typing import Any
 
+from hwbus import macs
 from hwbus.ramdisk.collectors.base import (
     Contribution,
     Options,
-    normalize_mac,
     to_int,
 )
 from hwbus.ramdisk.sysroot import CommandError, CommandTimeout, SystemRoot
@@ -108,7 +108,7 @@ def collect(root: SystemRoot, options: Options) -> Contribution:
     inventory: dict[str, Any] = {
         'bmc_address': _v4(fields),
         'bmc_v6address': (global_v6 or v6 or [None])[0],
-        'bmc_mac': normalize_mac(fields.get('MAC Address')),
+        'bmc_mac': macs.parse_nic(fields.get('MAC Address')),
     }
     vlan = fields.get('802.1q VLAN ID', '')
     plugin = {'bmc': {

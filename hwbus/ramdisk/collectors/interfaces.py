@@ -14,12 +14,12 @@ from typing import Any
 
 import psutil
 
+from hwbus import macs
 from hwbus.ramdisk import ethtool, pci
 from hwbus.ramdisk.collectors.base import (
     Contribution,
     Options,
     bootif_mac,
-    normalize_mac,
     to_int,
 )
 from hwbus.ramdisk.sysroot import CommandNotFound, SystemRoot
@@ -64,7 +64,7 @@ def _infiniband_mac(address: str) -> tuple[str | None, str | None]:
     if len(parts) != 20:
         return None, None
     guid = parts[12:]
-    mac = normalize_mac(':'.join(guid[:3] + guid[5:]))
+    mac = macs.parse_nic(':'.join(guid[:3] + guid[5:]))
     return mac, _IB_CLIENT_ID_PREFIX + ':'.join(guid)
 
 
@@ -126,7 +126,7 @@ def _describe(root: SystemRoot, name: str, facts: dict[str, Any],
     driver = (root.link_name(f'{base}/device/driver') if physical
               else None) or facts.get('driver')
 
-    mac, client_id = normalize_mac(permanent or current), None
+    mac, client_id = macs.parse_nic(permanent or current), None
     if link_type == 'infiniband':
         mac = None
         if vendor == _MELLANOX:
