@@ -25,7 +25,7 @@ import sys
 import time
 
 from hwbus.ramdisk import collect
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
 IPA_PYTHON = TOP / '.cache' / 'ipa-venv' / 'bin' / 'python'

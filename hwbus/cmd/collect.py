@@ -17,7 +17,7 @@ from hwbus import inventory, version
 from hwbus.inventory import render
 from hwbus.ramdisk import collect as collection
 from hwbus.ramdisk.collectors.base import Options
-from hwbus.ramdisk.sysroot import DEFAULT_COMMAND_TIMEOUT, SystemRoot
+from hwbus.ramdisk.probes.sysroot import DEFAULT_COMMAND_TIMEOUT, SystemRoot
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from typing import Any
 
 from hwbus import inventory
 from hwbus.ramdisk.collectors.base import Collector, Contribution, Options
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 from hwbus.version import version_string
 
 LOG = logging.getLogger(__name__)

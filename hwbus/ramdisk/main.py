@@ -16,7 +16,7 @@ from hwbus import bootparams, envelope, inventory, keys
 from hwbus.errors import HwbusError
 from hwbus.ramdisk import after, collect, publisher
 from hwbus.ramdisk.collectors.base import Options
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 LOG = logging.getLogger('hwbus.ramdisk')
 

@@ -6,7 +6,7 @@ import json
 import os
 import pathlib
 
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 
 class Machine:

@@ -2,10 +2,10 @@
 
 import struct
 
-from hwbus.ramdisk import lldp
 from hwbus.ramdisk.collectors import bmc, interfaces
 from hwbus.ramdisk.collectors import lldp as lldp_collector
 from hwbus.ramdisk.collectors.base import Options, bootif_mac
+from hwbus.ramdisk.probes import lldp_listener
 from tests.unit.machine import Machine
 
 IB_ADDRESS = ('a0:00:02:20:fe:80:00:00:00:00:00:00:'
@@ -180,14 +180,14 @@ def _frame(*tlvs):
 def test_lldp_tlvs_are_hex_pairs_until_the_end_tlv():
     payload = _frame((1, b'\x04\x00\x1c\x73\x00\x00\x01'),
                      (2, b'\x05Ethernet1'), (5, b'switch-a'))
-    assert lldp.parse_tlvs(payload + b'junk') == [
+    assert lldp_listener.parse_tlvs(payload + b'junk') == [
         [1, '04001c73000001'], [2, '05' + b'Ethernet1'.hex()],
         [5, b'switch-a'.hex()]]
 
 
 def test_truncated_lldp_tlv_stops_parsing():
     payload = struct.pack('!H', 5 << 9 | 50) + b'short'
-    assert lldp.parse_tlvs(payload) == []
+    assert lldp_listener.parse_tlvs(payload) == []
 
 
 def test_lldp_off_by_default_and_replayed_when_recorded(tmp_path):

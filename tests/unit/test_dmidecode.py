@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from hwbus.ramdisk import dmidecode
+from hwbus.ramdisk.probes import dmidecode
 
 FIXTURES = pathlib.Path(__file__).parent.parent / 'fixtures' / 'dmidecode'
 EXPECTED = json.loads((FIXTURES / 'expected.json').read_text())

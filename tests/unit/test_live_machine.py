@@ -7,7 +7,7 @@ import pytest
 
 from hwbus import inventory
 from hwbus.ramdisk import collect
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 
 @pytest.fixture(scope='module')

@@ -70,5 +70,42 @@ def test_ramdisk_side_imports_only_what_the_image_carries():
 def test_the_walk_really_covers_the_collectors():
     seen, outside = _closure()
     assert 'hwbus.ramdisk.collectors.disks' in seen
+    assert 'hwbus.ramdisk.probes.sysroot' in seen
+    assert 'hwbus.ramdisk.probes.lldp_listener' in seen
+    assert 'hwbus.macs' in seen
     assert 'hwbus.inventory' in seen
     assert {'psutil', 'jsonschema'} <= set(outside)
+
+
+# The ramdisk side's layers, lowest first (docs/ramdisk.md): each may
+# import only from the layers below it, never from one above.
+LAYERS = ['hwbus.ramdisk.probes', 'hwbus.ramdisk.collectors',
+          'hwbus.ramdisk']
+
+
+def _layer(name):
+    for index, prefix in enumerate(LAYERS):
+        if name == prefix or name.startswith(prefix + '.'):
+            return index
+    return None
+
+
+def test_imports_go_down_the_layers_only():
+    upward = []
+    for path in (TOP / 'ramdisk').rglob('*.py'):
+        name = '.'.join(path.relative_to(TOP.parent).with_suffix(
+            '').parts).removesuffix('.__init__')
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):  # function-level imports count too
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                targets = [node.module] + [f'{node.module}.{a.name}'
+                                           for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                if _layer(target) is not None and \
+                        _layer(target) > _layer(name):
+                    upward.append(f'{name} imports {target}')
+    assert upward == []

@@ -7,7 +7,7 @@ import pytest
 
 from hwbus import inventory
 from hwbus.ramdisk import collect
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 MACHINES = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
 NAMES = sorted(p.name for p in MACHINES.iterdir()

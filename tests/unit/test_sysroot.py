@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from hwbus.ramdisk import sysroot
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes import sysroot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 from tests.unit.machine import Machine
 
 

@@ -14,7 +14,14 @@ import dataclasses
 from typing import Any, Protocol
 
 from hwbus import macs
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
+from hwbus.ramdisk.probes.values import hex_id, parse_cpulist, to_int
+
+# The value helpers live with the probes (which need them too); they are
+# named here as well so that a collector finds its whole toolkit in one
+# place.
+__all__ = ['Collector', 'Contribution', 'Options', 'bootif_mac', 'hex_id',
+           'kernel_params', 'parse_cpulist', 'to_int']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,42 +59,6 @@ class Contribution:
 class Collector(Protocol):
     def __call__(self, root: SystemRoot, options: Options) -> Contribution:
         ...
-
-
-def to_int(value: str | None, base: int = 10) -> int | None:
-    """An integer from a sysfs or tool value, None when it is not one."""
-    if value is None:
-        return None
-    try:
-        return int(value.strip(), base)
-    except ValueError:
-        return None
-
-
-def hex_id(value: str | None, width: int = 4) -> str | None:
-    """"0x8086" → "8086": the PCI id form Ironic's hooks compare."""
-    number = to_int(value, 16)
-    if number is None or number < 0:
-        return None
-    return f'{number:0{width}x}'
-
-
-def parse_cpulist(text: str | None) -> list[int]:
-    """"0-3,8,10-11" → [0, 1, 2, 3, 8, 10, 11]."""
-    cpus: list[int] = []
-    for part in (text or '').split(','):
-        part = part.strip()
-        if not part:
-            continue
-        first, _, last = part.partition('-')
-        try:
-            lo = int(first)
-            hi = int(last) if last else lo
-        except ValueError:
-            continue
-        if 0 <= lo <= hi and hi - lo < 65536:
-            cpus.extend(range(lo, hi + 1))
-    return cpus
 
 
 def kernel_params(root: SystemRoot) -> dict[str, str]:

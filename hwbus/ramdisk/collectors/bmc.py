@@ -18,7 +18,11 @@ from hwbus.ramdisk.collectors.base import (
     Options,
     to_int,
 )
-from hwbus.ramdisk.sysroot import CommandError, CommandTimeout, SystemRoot
+from hwbus.ramdisk.probes.sysroot import (
+    CommandError,
+    CommandTimeout,
+    SystemRoot,
+)
 
 _IPMI_DEVICES = ('/dev/ipmi0', '/dev/ipmi/0', '/dev/ipmidev/0')
 # LAN channels tried in order; vendors put the shared/dedicated NIC on 1-3

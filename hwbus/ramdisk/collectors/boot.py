@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hwbus.ramdisk.collectors.base import Contribution, Options, bootif_mac
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 _EFIVARS = '/sys/firmware/efi/efivars'
 # The EFI global variable GUID under which SecureBoot lives.

@@ -11,14 +11,14 @@ import os
 import re
 from typing import Any
 
-from hwbus.ramdisk import dmidecode
 from hwbus.ramdisk.collectors.base import (
     Contribution,
     Options,
     parse_cpulist,
     to_int,
 )
-from hwbus.ramdisk.sysroot import CommandError, SystemRoot
+from hwbus.ramdisk.probes import dmidecode
+from hwbus.ramdisk.probes.sysroot import CommandError, SystemRoot
 
 _CPU_DIR = '/sys/devices/system/cpu'
 _CPU_RE = re.compile(r'^cpu(\d+)$')

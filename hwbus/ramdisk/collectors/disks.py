@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from hwbus.ramdisk.collectors.base import Contribution, Options, to_int
-from hwbus.ramdisk.sysroot import CommandError, SystemRoot
+from hwbus.ramdisk.probes.sysroot import CommandError, SystemRoot
 
 # Kernel devices that are never hardware an operator deploys to.
 _VIRTUAL_RE = re.compile(r'^(loop|ram|zram|nbd|fd|sr|dm-|drbd|rbd)\d*')

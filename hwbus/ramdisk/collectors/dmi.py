@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hwbus.ramdisk import dmidecode
 from hwbus.ramdisk.collectors.base import Contribution, Options
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes import dmidecode
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 
 def collect(root: SystemRoot, options: Options) -> Contribution:

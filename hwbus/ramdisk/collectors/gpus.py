@@ -7,9 +7,9 @@ a workload on them; they stay in pci_devices and out of this list.
 
 from __future__ import annotations
 
-from hwbus.ramdisk import pci
 from hwbus.ramdisk.collectors.base import Contribution, Options
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes import pci_bus
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 # PCI class 03: display controllers (VGA, XGA, 3D, other).
 _DISPLAY_CLASS = '03'
@@ -22,7 +22,7 @@ _FRAMEBUFFER_DEVICES = frozenset({('1b36', '0100'), ('19e5', '1711')})
 
 def collect(root: SystemRoot, options: Options) -> Contribution:
     """plugin_data ``gpus``."""
-    devices, _ = pci.scan(root)  # the pci collector reports the problems
+    devices, _ = pci_bus.scan(root)  # the pci collector reports the problems
     gpus = []
     for device in devices:
         if not device['class'].startswith(_DISPLAY_CLASS):

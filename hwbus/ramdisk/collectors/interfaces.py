@@ -15,14 +15,14 @@ from typing import Any
 import psutil
 
 from hwbus import macs
-from hwbus.ramdisk import ethtool, pci
 from hwbus.ramdisk.collectors.base import (
     Contribution,
     Options,
     bootif_mac,
     to_int,
 )
-from hwbus.ramdisk.sysroot import CommandNotFound, SystemRoot
+from hwbus.ramdisk.probes import ethtool, pci_bus
+from hwbus.ramdisk.probes.sysroot import CommandNotFound, SystemRoot
 
 _NET = '/sys/class/net'
 # ARPHRD_* link types from include/uapi/linux/if_arp.h.
@@ -121,7 +121,7 @@ def _describe(root: SystemRoot, name: str, facts: dict[str, Any],
     vendor = root.read(f'{base}/device/vendor') if physical else None
     speed = to_int(root.read(f'{base}/speed'))
     carrier = root.read(f'{base}/carrier') == '1'
-    pci_address = (pci.slot_of(root, f'{base}/device')
+    pci_address = (pci_bus.slot_of(root, f'{base}/device')
                    if physical and not usb else None)
     driver = (root.link_name(f'{base}/device/driver') if physical
               else None) or facts.get('driver')

@@ -7,9 +7,9 @@ time is given: switches send every 30 s, so listening has a real cost.
 
 from __future__ import annotations
 
-from hwbus.ramdisk import lldp
 from hwbus.ramdisk.collectors.base import Contribution, Options
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes import lldp_listener
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 
 def _ports(root: SystemRoot) -> list[str]:
@@ -24,8 +24,8 @@ def collect(root: SystemRoot, options: Options) -> Contribution:
     if options.lldp_timeout <= 0:
         return Contribution()
     ports = _ports(root)
-    heard = root.probe(
-        'lldp', lambda: lldp.listen(ports, options.lldp_timeout)) or {}
+    heard = root.probe('lldp', lambda: lldp_listener.listen(
+        ports, options.lldp_timeout)) or {}
     errors = []
     silent = sorted(set(ports) - set(heard))
     if silent:

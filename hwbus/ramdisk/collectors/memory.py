@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from hwbus.ramdisk import dmidecode
 from hwbus.ramdisk.collectors.base import Contribution, Options, to_int
-from hwbus.ramdisk.sysroot import CommandError, SystemRoot
+from hwbus.ramdisk.probes import dmidecode
+from hwbus.ramdisk.probes.sysroot import CommandError, SystemRoot
 
 _MEMORY_DIR = '/sys/devices/system/memory'
 _BLOCK_RE = re.compile(r'^memory\d+$')

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 
-from hwbus.ramdisk import pci
 from hwbus.ramdisk.collectors.base import (
     Contribution,
     Options,
     parse_cpulist,
     to_int,
 )
-from hwbus.ramdisk.sysroot import SystemRoot
+from hwbus.ramdisk.probes import pci_bus
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 _NODES = '/sys/devices/system/node'
 _NODE_RE = re.compile(r'^node(\d+)$')
@@ -49,7 +49,7 @@ def collect(root: SystemRoot, options: Options) -> Contribution:
                          'thread_siblings': list(siblings)})
     nics = []
     for name in root.listdir('/sys/class/net'):
-        slot = pci.slot_of(root, f'/sys/class/net/{name}/device')
+        slot = pci_bus.slot_of(root, f'/sys/class/net/{name}/device')
         if slot is None:
             continue
         node = to_int(root.read(f'/sys/bus/pci/devices/{slot}/numa_node'))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbus.ramdisk import dmidecode
 from hwbus.ramdisk.collectors.base import Contribution, Options
-from hwbus.ramdisk.sysroot import CommandError, SystemRoot
+from hwbus.ramdisk.probes import dmidecode
+from hwbus.ramdisk.probes.sysroot import CommandError, SystemRoot
 
 _DMI_ID = '/sys/class/dmi/id'
 # inventory field -> (sysfs attribute, dmidecode section, dmidecode key)

@@ -11,8 +11,8 @@ import re
 import shlex
 from typing import Any
 
-from hwbus.ramdisk.collectors.base import hex_id, to_int
-from hwbus.ramdisk.sysroot import CommandError, SystemRoot
+from hwbus.ramdisk.probes.sysroot import CommandError, SystemRoot
+from hwbus.ramdisk.probes.values import hex_id, to_int
 
 _PCI = '/sys/bus/pci/devices'
 _NAME_ID_RE = re.compile(r'^(.*?)\s*\[([0-9a-fA-F]{4,6})\]$')

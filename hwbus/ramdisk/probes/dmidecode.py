@@ -12,7 +12,7 @@ import dataclasses
 import re
 from typing import Any
 
-from hwbus.ramdisk.sysroot import CommandError, SystemRoot
+from hwbus.ramdisk.probes.sysroot import CommandError, SystemRoot
 
 # SMBIOS structure types hwbus reads.
 BIOS, SYSTEM, BASEBOARD, CHASSIS, PROCESSOR = 0, 1, 2, 3, 4
