@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from hwbus.ramdisk import collect
+from hwbus.ramdisk.collectors import runner
 from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def main() -> int:
         return json.loads(ipa_proc.stdout.readline())
 
     # Warm the page cache and the tools once, for everyone alike.
-    document = collect.collect(SystemRoot('/'))
+    document = runner.collect(SystemRoot('/'))
     ipa_inventory = ipa_once()['inventory']
 
     # Rounds interleave the contenders, so that drift in the machine's
@@ -83,7 +83,7 @@ def main() -> int:
     times: dict[str, list[float]] = {k: [] for k in (
         'hwbus', 'ipa', 'lshw', 'hwbus_cold', 'ipa_cold')}
     for _ in range(args.runs):
-        times['hwbus'] += timed(lambda: collect.collect(SystemRoot('/')), 1)
+        times['hwbus'] += timed(lambda: runner.collect(SystemRoot('/')), 1)
         times['ipa'].append(ipa_once()['seconds'])
         times['lshw'] += timed(lambda: run_cmd(['lshw', '-quiet', '-json']),
                                1)

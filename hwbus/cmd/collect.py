@@ -15,7 +15,7 @@ import sys
 
 from hwbus import inventory, version
 from hwbus.inventory import render
-from hwbus.ramdisk import collect as collection
+from hwbus.ramdisk.collectors import runner
 from hwbus.ramdisk.collectors.base import Options
 from hwbus.ramdisk.probes.sysroot import DEFAULT_COMMAND_TIMEOUT, SystemRoot
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default=DEFAULT_COMMAND_TIMEOUT, metavar='SECONDS',
                         help='kill any tool that runs longer than this')
     parser.add_argument('--deadline', type=float,
-                        default=collection.DEFAULT_DEADLINE,
+                        default=runner.DEFAULT_DEADLINE,
                         metavar='SECONDS',
                         help='stop waiting for collectors after this long')
     parser.add_argument('--output', '-o', metavar='FILE',
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr)
 
     if args.list_collectors:
-        for name, entry in sorted(collection.available().items()):
+        for name, entry in sorted(runner.available().items()):
             print(f'{name:12} {entry.value}')
         return 0
     if args.record and args.root != '/':
@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     names = ([n.strip() for n in args.collectors.split(',') if n.strip()]
              if args.collectors else None)
     try:
-        document = collection.collect(root, options, names,
-                                      deadline=args.deadline)
-    except collection.UnknownCollector as exc:
+        document = runner.collect(root, options, names,
+                                  deadline=args.deadline)
+    except runner.UnknownCollector as exc:
         print(f'hwbus-collect: {exc}', file=sys.stderr)
         return 2
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from hwbus import bootparams, envelope, inventory, keys
 from hwbus.errors import HwbusError
-from hwbus.ramdisk import after, collect, publisher
+from hwbus.ramdisk import after, publisher
+from hwbus.ramdisk.collectors import runner
 from hwbus.ramdisk.collectors.base import Options
 from hwbus.ramdisk.probes.sysroot import SystemRoot
 
@@ -25,12 +26,12 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_PARAMS = 0, 1, 2
 
 def gather(root: SystemRoot, params: bootparams.BootParams,
            names: list[str] | None = None,
-           deadline: float = collect.DEFAULT_DEADLINE,
+           deadline: float = runner.DEFAULT_DEADLINE,
            ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The document to send, and an error report when collection broke."""
     try:
-        document = collect.collect(root, Options(lldp_timeout=params.lldp),
-                                   names, deadline=deadline)
+        document = runner.collect(root, Options(lldp_timeout=params.lldp),
+                                  names, deadline=deadline)
     except Exception as exc:
         LOG.error('collection failed: %s', exc)
         return ({'inventory': {}, 'plugin_data': {'errors': []}},

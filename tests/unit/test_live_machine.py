@@ -6,13 +6,13 @@ import subprocess
 import pytest
 
 from hwbus import inventory
-from hwbus.ramdisk import collect
+from hwbus.ramdisk.collectors import runner
 from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 
 @pytest.fixture(scope='module')
 def document():
-    return collect.collect(SystemRoot('/'))
+    return runner.collect(SystemRoot('/'))
 
 
 def test_document_is_valid(document):

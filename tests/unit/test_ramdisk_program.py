@@ -242,7 +242,7 @@ def test_a_broken_collection_still_sends_a_signed_report(monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError('the collector framework broke')
 
-    monkeypatch.setattr(main.collect, 'collect', explode)
+    monkeypatch.setattr(main.runner, 'collect', explode)
     assert main.run(CMDLINE, root=str(MACHINE)) == 0
     opened = envelope.open(sent[0].body, sent[0].properties,
                            lambda h: PUBLIC)

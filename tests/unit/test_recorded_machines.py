@@ -6,7 +6,7 @@ import pathlib
 import pytest
 
 from hwbus import inventory
-from hwbus.ramdisk import collect
+from hwbus.ramdisk.collectors import runner
 from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 MACHINES = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
@@ -15,7 +15,7 @@ NAMES = sorted(p.name for p in MACHINES.iterdir()
 
 
 def _replay(name):
-    document = collect.collect(SystemRoot(str(MACHINES / name)))
+    document = runner.collect(SystemRoot(str(MACHINES / name)))
     document['plugin_data'].pop('collection')
     return document
 
