@@ -1,10 +1,12 @@
-"""The dead-letter queue, as an operator works through it.
+"""The dead-letter queue: what the consumer writes, what operators read.
 
-Messages are read with ``basic.get`` and returned (``requeue``) unless the
-operator replays or purges them. A replay runs the message through the
-same pipeline as a fresh one (signature and credential checked again),
-with ``user_id`` taken from the header the consumer wrote when it
-dead-lettered the message (the broker had checked it on the way in).
+``publish()`` writes a refused message's copy with its reason. The rest
+is the operator's side: messages are read with ``basic.get`` and
+returned (``requeue``) unless the operator replays or purges them. A
+replay runs the message through the same pipeline as a fresh one
+(signature and credential checked again), with ``user_id`` taken from
+the header the consumer wrote when it dead-lettered the message (the
+broker had checked it on the way in).
 """
 
 from __future__ import annotations
@@ -12,15 +14,82 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import kombu
 
 from hwbus import envelope
-from hwbus.consumer import service, wire
+from hwbus.consumer import wire
 from hwbus.consumer.pipeline import APPLIED, DEAD, Outcome, Pipeline
 from hwbus.text import escape
+
+LOG = logging.getLogger(__name__)
+
+
+DEAD_REASON = 'x-hwbus-dead-reason'
+DEAD_DETAIL = 'x-hwbus-dead-detail'
+DEAD_AT = 'x-hwbus-dead-at'
+ORIGINAL_USER = 'x-hwbus-original-user-id'
+ORIGINAL_KEY = 'x-hwbus-original-routing-key'
+BODY_SIZE = 'x-hwbus-body-size'
+BODY_DIGEST = 'x-hwbus-body-digest'
+
+
+def publish(connection: kombu.Connection, exchange: str, message: Any,
+            outcome: Any) -> None:
+    """Publish a copy with the reason (confirmed), then ack the original.
+
+    A plain reject would dead-letter without saying why. The copy drops
+    ``user_id`` (the broker would refuse it from our user) and keeps it
+    in a header, so a replay can verify the message again; its other
+    headers are the ones that can be encoded again whatever the original
+    held (wire.safe_headers). Only a body that was verified and parsed is
+    copied (a replay needs it); of any other, the sender's noise, the
+    copy keeps the size and digest, so no credential can fill the
+    dead-letter queue with bodies. When the dead-letter queue refuses the
+    copy (full), the message is handed to the broker's own dead-lettering
+    (at least once: kept until there is room), which loses the reason but
+    neither the message nor the consumer's pace.
+    """
+    props = wire.raw_properties(message)
+    body = wire.body_of(message)
+    headers = wire.safe_headers(message.headers)
+    headers.update({
+        DEAD_REASON: outcome.reason,
+        DEAD_DETAIL: outcome.detail[:1000],
+        DEAD_AT: int(time.time()),
+        ORIGINAL_USER: wire.short_text(props.get('user_id')),
+        ORIGINAL_KEY: wire.short_text((message.delivery_info or {}).get(
+            'routing_key')),
+        BODY_SIZE: len(body),
+        BODY_DIGEST: wire.digest(body),
+    })
+    if not outcome.verified:
+        body = b''
+    try:
+        kombu.Producer(connection.default_channel).publish(
+            body, exchange=exchange, routing_key=outcome.reason or 'dead',
+            headers=headers,
+            content_type=wire.short_text(props.get('content_type')) or
+            'application/octet-stream',
+            content_encoding=wire.short_text(props.get('content_encoding'))
+            or 'binary',
+            message_id=wire.short_text(props.get('message_id')) or None,
+            timestamp=wire.timestamp(props.get('timestamp')),
+            delivery_mode=2)
+    except connection.connection_errors:
+        raise  # the connection is gone: the message is redelivered
+    except Exception as exc:  # refused: a full dead-letter queue
+        LOG.warning('the dead-letter queue refused message %s (%s): %s; '
+                    'handed to the broker\'s own dead-lettering (reason '
+                    '"rejected"); make room with "hwbus-manage dead purge"',
+                    outcome.message_id or '-', outcome.reason, exc)
+        message.reject(requeue=False)
+        return
+    message.ack()
 
 
 @dataclasses.dataclass
@@ -82,19 +151,19 @@ def _describe(message: Any) -> Dead:
                                              dict) else {}
     headers = props.get('application_headers')
     headers = headers if isinstance(headers, dict) else {}
-    at = headers.get(service.DEAD_AT)
+    at = headers.get(DEAD_AT)
     try:
         dead_at = datetime.datetime.fromtimestamp(at, datetime.UTC) \
             .isoformat(timespec='seconds') if isinstance(at, int) else ''
     except (OverflowError, OSError, ValueError):
         dead_at = ''
-    size = headers.get(service.BODY_SIZE)
+    size = headers.get(BODY_SIZE)
     return Dead(
         message_id=escape(props.get('message_id') or '', 128),
-        reason=escape(headers.get(service.DEAD_REASON) or
+        reason=escape(headers.get(DEAD_REASON) or
                       _death_reason(headers) or '?', 64),
-        detail=escape(headers.get(service.DEAD_DETAIL) or '', 1000),
-        user_id=escape(headers.get(service.ORIGINAL_USER) or
+        detail=escape(headers.get(DEAD_DETAIL) or '', 1000),
+        user_id=escape(headers.get(ORIGINAL_USER) or
                        props.get('user_id') or '', 64),
         boot_id=escape(headers.get('x-hwbus-boot-id') or '', 64),
         dead_at=dead_at,
@@ -165,7 +234,7 @@ class DeadLetters:
                                   'cannot be replayed')
                 outcomes.append((dead, outcome))
                 return None
-            props = dict(service.message_properties(message))
+            props = dict(wire.message_properties(message))
             props['user_id'] = dead.user_id
             outcome = pipeline.process(wire.body_of(message), props,
                                        replay=True)

@@ -178,3 +178,40 @@ def safe_headers(headers: Any, limit: int = 32) -> dict[str, Any]:
 def digest(body: bytes) -> str:
     """What a dead letter keeps of a body too large to keep."""
     return 'sha256:' + hashlib.sha256(body).hexdigest()
+
+
+def raw_properties(message: Any) -> dict[str, Any]:
+    """The properties py-amqp decoded, or nothing when it has none."""
+    props = getattr(message, 'properties', None)
+    return props if isinstance(props, dict) else {}
+
+
+def short_text(value: Any, limit: int = 255) -> str:
+    """A property value as a short string an AMQP client can send."""
+    return value[:limit] if isinstance(value, str) else ''
+
+
+def timestamp(value: Any) -> int | None:
+    """A timestamp property that can be encoded again, or None."""
+    return value if isinstance(value, int) and 0 <= value < 2**63 else None
+
+
+def message_properties(message: Any) -> dict[str, Any]:
+    """The AMQP properties the envelope checks, as a plain mapping.
+
+    Works for kombu messages and for py-amqp ``basic_get`` ones alike:
+    both keep the wire properties in ``message.properties``. Total: a
+    message whose properties did not decode carries ``undecodable``; the
+    routing key (the broker's word on the sender) comes along.
+    """
+    props = raw_properties(message)
+    headers = props.get('application_headers')
+    return {'content_type': props.get('content_type'),
+            'content_encoding': props.get('content_encoding'),
+            'user_id': props.get('user_id'),
+            'message_id': props.get('message_id'),
+            'timestamp': props.get('timestamp'),
+            'undecodable': props.get(UNDECODABLE),
+            'routing_key': (getattr(message, 'delivery_info', None)
+                            or {}).get('routing_key'),
+            'headers': dict(headers) if isinstance(headers, dict) else {}}

@@ -14,7 +14,7 @@ import amqp
 import pytest
 
 from hwbus import text
-from hwbus.consumer import service, wire
+from hwbus.consumer import wire
 from hwbus.envelope import Undecodable, read_header
 from tests import amqpbytes
 
@@ -52,7 +52,7 @@ def test_properties_that_break_the_amqp_client_still_decode(raw, bad):
         assert props['user_id'] == 'boot-0123456789abcdef0123'
     message = types.SimpleNamespace(properties=props)
     with pytest.raises(Undecodable):
-        read_header(service.message_properties(message))
+        read_header(wire.message_properties(message))
 
 
 def test_good_properties_decode_as_before():
