@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from hwbus.ramdisk import lldp
+from hwbus.ramdisk.probes import lldp_listener as lldp
 
 CHASSIS = b'\x04' + bytes.fromhex('001c73000001')   # subtype 4: MAC
 PORT = b'\x05' + b'Ethernet7'                        # subtype 5: ifname

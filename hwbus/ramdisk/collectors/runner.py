@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any
 
 from hwbus import inventory
+from hwbus.errors import PermanentError
 from hwbus.ramdisk.collectors.base import Collector, Contribution, Options
 from hwbus.ramdisk.probes.sysroot import SystemRoot
 from hwbus.version import version_string
@@ -35,8 +36,10 @@ DEFAULT_COLLECTORS = ('system', 'boot', 'cpu', 'memory', 'disks',
                       'lldp')
 
 
-class UnknownCollector(ValueError):
+class UnknownCollector(PermanentError, ValueError):
     """A collector name that no installed entry point provides."""
+
+    reason = 'unknown-collector'
 
 
 def available() -> dict[str, metadata.EntryPoint]:

@@ -289,6 +289,8 @@ def _decode(structures: list[Structure]) -> dict[str, Any]:
 class NoDMI(CommandError):
     """The machine has no SMBIOS table, or dmidecode could not read it."""
 
+    reason = 'no-dmi'
+
 
 def read(root: SystemRoot) -> dict[str, Any]:
     """Run dmidecode once per root and decode it; shared by collectors.

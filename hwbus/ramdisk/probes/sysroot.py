@@ -30,6 +30,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hwbus.errors import PermanentError
+
 LOG = logging.getLogger(__name__)
 
 # Seconds a command may run before it is killed; dmidecode and lsblk take
@@ -47,16 +49,22 @@ _CHUNK_BYTES = 64 * 1024
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
 
-class CommandError(Exception):
+class CommandError(PermanentError):
     """A command could not give an answer; the message says why."""
+
+    reason = 'command-failed'
 
 
 class CommandNotFound(CommandError):
     """The tool is not installed on this machine (or was not recorded)."""
 
+    reason = 'command-not-found'
+
 
 class CommandTimeout(CommandError):
     """The tool did not finish in time and was killed."""
+
+    reason = 'command-timeout'
 
 
 @dataclasses.dataclass(frozen=True)
