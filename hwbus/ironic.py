@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
-import openstack
 from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import loading
-from openstack import config as sdk_config
 from openstack import exceptions as sdk_exc
 
 from hwbus.errors import HwbusError, PermanentError, TransientError
@@ -41,7 +37,8 @@ class IronicAuthFailed(TransientError):
 
 class IronicConfigError(HwbusError):
     """[ironic] cannot make a connection (a cloud clouds.yaml does not
-    have, a missing auth option): raised by connect(), at start-up."""
+    have, a missing auth option): raised at start-up, when the wiring
+    (hwbus.cmd.wiring.ironic_connection) builds the connection."""
 
     reason = 'ironic-config'
 
@@ -70,83 +67,6 @@ def auth_failed(status: int, what: str, who: str,
     return IronicAuthFailed(
         f'{what}: {who} refused the [ironic] user (403): give it the role '
         f'hwbus needs (docs/consumer.md, "Ironic behind Keystone"){detail}')
-
-
-def connect(conf: Any) -> openstack.connection.Connection:
-    """A connection from [ironic]: a clouds.yaml cloud or keystoneauth.
-
-    Nothing is asked of Keystone or Ironic here (credentials are tried
-    by the first call, under calling()); what [ironic] lacks to make a
-    connection is an IronicConfigError naming the option.
-    """
-    group = conf.ironic
-    if group.cloud:
-        return _from_cloud(group)
-    try:
-        auth = loading.load_auth_from_conf_options(conf, 'ironic')
-    except ks_exc.MissingRequiredOptions as exc:
-        names = ', '.join(f'[ironic] {o.dest}' for o in exc.options)
-        raise IronicConfigError(f'[ironic] auth_type {group.auth_type} '
-                                f'needs {names}') from None
-    except ks_exc.NoMatchingPlugin as exc:
-        raise IronicConfigError(f'[ironic] auth_type {exc.name}: no such '
-                                f'keystoneauth plugin (password, '
-                                f'v3applicationcredential, http_basic, '
-                                f'none)') from None
-    session = loading.load_session_from_conf_options(conf, 'ironic',
-                                                     auth=auth)
-    return openstack.connection.Connection(
-        session=session, region_name=group.region_name,
-        baremetal_interface=group.interface or ['internal', 'public'],
-        baremetal_endpoint_override=group.endpoint_override,
-        baremetal_api_version=group.api_version,
-        baremetal_status_code_retries=group.retries)
-
-
-def _from_cloud(group: Any) -> openstack.connection.Connection:
-    """[ironic] cloud from [ironic] clouds_yaml (and a secure.yaml beside
-    it), or from openstacksdk's usual places when that is unset."""
-    files: dict[str, Any] = {}
-    where = ('clouds.yaml (OS_CLIENT_CONFIG_FILE, ./, ~/.config/openstack/, '
-             '/etc/openstack/)')
-    if group.clouds_yaml:
-        where = group.clouds_yaml
-        try:
-            with open(group.clouds_yaml, 'rb'):
-                pass
-        except OSError as exc:
-            raise IronicConfigError(f'[ironic] clouds_yaml '
-                                    f'{group.clouds_yaml}: {exc.strerror}'
-                                    ) from None
-        secure = os.path.join(os.path.dirname(group.clouds_yaml),
-                              'secure.yaml')
-        files = {'config_files': [group.clouds_yaml],
-                 'secure_files': [secure], 'vendor_files': [],
-                 'load_envvars': False}
-    overrides: dict[str, Any] = {
-        'baremetal_api_version': group.api_version,
-        'baremetal_status_code_retries': group.retries}
-    if group.region_name:
-        overrides['region_name'] = group.region_name
-    if group.interface:
-        overrides['baremetal_interface'] = group.interface
-    try:
-        config = sdk_config.OpenStackConfig(**files)
-        names = config.get_cloud_names()
-        if group.cloud not in names:
-            raise IronicConfigError(
-                f'[ironic] cloud {group.cloud!r} is not in {where} '
-                f'(clouds there: {", ".join(sorted(names)) or "none"}): fix '
-                f'[ironic] cloud or [ironic] clouds_yaml')
-        region = config.get_one(cloud=group.cloud, **overrides)
-    except sdk_exc.ConfigException as exc:
-        raise IronicConfigError(f'[ironic] cloud {group.cloud!r} in '
-                                f'{where}: {exc}') from None
-    except ks_exc.MissingRequiredOptions as exc:
-        names = ', '.join(o.dest for o in exc.options)
-        raise IronicConfigError(f'[ironic] cloud {group.cloud!r} in '
-                                f'{where} needs auth: {names}') from None
-    return openstack.connection.Connection(config=region)
 
 
 def status_error(status: int, what: str, text: str = '') -> Exception:

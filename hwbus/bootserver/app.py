@@ -83,19 +83,19 @@ def missing_images(group: Any) -> list[str]:
             if not os.path.isfile(os.path.join(group.image_dir, name))]
 
 
-def create_app(credentials: Credentials, conf: Any,
+def create_app(credentials: Credentials, settings: Any,
                limiter: Limiter | None = None,
                refusal_for: Callable[[str], str | None] | None = None,
                ) -> flask.Flask:
-    """The application; ``conf`` is the [bootserver] and [ramdisk] option
-    groups' parent (oslo CONF or any object with the same shape).
+    """The application; ``settings`` holds the [bootserver] and [ramdisk]
+    values (``settings.bootserver.port``...: hwbus.cmd.wiring.plain).
 
     ``refusal_for(mac)`` says why a MAC must not get a credential (the
     binding rule asks Ironic: hwbus.binding.Binding.refusal_for), None
     when it may.
     """
-    group = conf.bootserver
-    limiter = limiter or Limiter.from_conf(group)
+    group = settings.bootserver
+    limiter = limiter or Limiter.from_settings(group)
     proxies = _networks(group.trusted_proxies)
     app = flask.Flask('hwbus.bootserver')
 
@@ -130,9 +130,9 @@ def create_app(credentials: Credentials, conf: Any,
                            f'image_dir {group.image_dir}', 503, client)
         try:
             issued = credentials.issue(mac=mac, ttl=group.credential_ttl,
-                                       after=conf.ramdisk.after,
+                                       after=settings.ramdisk.after,
                                        issued_by=BOOTSERVER,
-                                       lldp=conf.ramdisk.lldp_timeout,
+                                       lldp=settings.ramdisk.lldp_timeout,
                                        per_mac=group.per_mac_outstanding,
                                        client=client)
         except HwbusError as exc:

@@ -57,7 +57,7 @@ class Limiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_conf(cls, group: Any) -> Limiter:
+    def from_settings(cls, group: Any) -> Limiter:
         """The limits of a [bootserver] option group."""
         return cls(per_client_burst=group.per_client_burst,
                    per_client_interval=group.per_client_interval,

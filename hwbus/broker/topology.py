@@ -42,19 +42,6 @@ class Topology:
     # The largest body the broker accepts (rabbitmq.conf).
     max_message_size: int = 1024 * 1024
 
-    @classmethod
-    def from_conf(cls, group: Any) -> Topology:
-        return cls(vhost=group.vhost, exchange=group.exchange,
-                   queue=group.queue, dead_exchange=group.dead_exchange,
-                   dead_queue=group.dead_queue,
-                   delivery_limit=group.delivery_limit,
-                   consumer_user=group.consumer_user,
-                   queue_max_bytes=group.queue_max_bytes,
-                   dead_queue_max_bytes=group.dead_queue_max_bytes,
-                   queue_max_messages=group.queue_max_messages,
-                   dead_queue_max_messages=group.dead_queue_max_messages,
-                   max_message_size=group.max_message_size)
-
     def queue_arguments(self) -> dict[str, Any]:
         # at-least-once dead-lettering keeps a message in the source queue
         # until the dead-letter queue confirms it; it needs reject-publish.

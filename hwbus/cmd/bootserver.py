@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import resource
 import sys
+import types
 
 from oslo_log import log
 
 from hwbus.bootserver import server
 from hwbus.bootserver.app import create_app, missing_images
-from hwbus.cmd import guarded, setup_service
-from hwbus.cmd.manage import make_credentials
+from hwbus.cmd import guarded, setup_service, wiring
 
 LOG = log.getLogger(__name__)
 
@@ -41,15 +41,16 @@ def _raise_file_limit() -> int:
 @guarded
 def main(argv: list[str] | None = None) -> int:
     conf = setup_service(argv)
-    group = conf.bootserver
+    group = wiring.plain(conf.bootserver)
     if bool(group.cert_file) != bool(group.key_file):
         LOG.error('[bootserver] cert_file and key_file go together')
         return 2
     refusal_for = None
     if group.check_ironic:
-        from hwbus import binding, ironic
+        from hwbus import binding
 
-        refusal_for = binding.Binding(ironic.connect(conf), ()).refusal_for
+        refusal_for = binding.Binding(wiring.ironic_connection(),
+                                      ()).refusal_for
     else:
         LOG.warning('[bootserver] check_ironic is off: credentials are '
                     'issued for MACs of nodes in use too (the consumer '
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                     'are refused until they are there (build them with '
                     'tools/build-ramdisk, or set kernel_url and initrd_url)',
                     ', '.join(missing), group.image_dir)
-    app = create_app(make_credentials(), conf, refusal_for=refusal_for)
+    settings = types.SimpleNamespace(bootserver=group,
+                                     ramdisk=wiring.plain(conf.ramdisk))
+    app = create_app(wiring.credentials(), settings, refusal_for=refusal_for)
     files = _raise_file_limit()
     LOG.info('hwbus-bootserver listening on %s://%s:%d (request heads: '
              '%d bytes within %.0f s; %d + %d image threads; %d open '

@@ -10,11 +10,9 @@ import sys
 from oslo_log import log
 
 from hwbus import version
-from hwbus.cmd import guarded, setup_service
-from hwbus.cmd.manage import make_credentials
+from hwbus.cmd import guarded, setup_service, wiring
 from hwbus.conf import CONF
-from hwbus.consumer import factory, metrics
-from hwbus.consumer.notify import Notifier
+from hwbus.consumer import metrics
 from hwbus.consumer.service import Service
 
 LOG = log.getLogger(__name__)
@@ -38,10 +36,9 @@ def limit_malloc_arenas(count: int = 2) -> None:
 def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()
     setup_service(argv)
-    credentials = make_credentials()
-    notifier = Notifier(CONF)
-    pipeline = factory.pipeline(CONF, credentials, notifier)
-    service = Service(pipeline, factory.settings(CONF), credentials)
+    credentials = wiring.credentials()
+    pipeline = wiring.pipeline(CONF, credentials, wiring.notifier())
+    service = Service(pipeline, wiring.consumer_settings(), credentials)
     service.install_signal_handlers()
     metrics.serve(CONF.consumer.metrics_host, CONF.consumer.metrics_port)
     LOG.info('hwbus-consumer %s starting: appliers %s, %d workers',

@@ -25,10 +25,8 @@ from oslo_config import cfg
 from oslo_log import log
 
 from hwbus.broker import topology as broker_topology
-from hwbus.broker.management import Management
-from hwbus.cmd import guarded, setup_service
+from hwbus.cmd import guarded, setup_service, wiring
 from hwbus.conf import CONF
-from hwbus.credentials import Credentials
 from hwbus.store import State, Store
 
 LOG = log.getLogger(__name__)
@@ -44,54 +42,10 @@ def parse_duration(text: str) -> int:
                                   'd': 86400}[match.group(2)]
 
 
-# -- factories: the only place options turn into objects -----------------
-def make_store() -> Store:
-    return Store(CONF.database.connection,
-                 auto_upgrade=CONF.database.auto_upgrade)
-
-
-def make_management() -> Management:
-    group = CONF.broker
-    return Management(group.management_urls, group.admin_user,
-                      group.admin_password, vhost=group.vhost,
-                      timeout=group.request_timeout,
-                      verify=group.management_ca_file or True)
-
-
-def read_ca() -> str | None:
-    """The first certificate of [broker] ca_file as base64url DER, ready
-    for hwbus.ca (a bundle's first CA is the one boots pin: see the CA
-    roll in docs/security.md)."""
-    if not CONF.broker.ca_file:
-        return None
-    import re
-    import ssl
-
-    from hwbus import keys
-
-    with open(CONF.broker.ca_file, encoding='ascii') as f:
-        match = re.search(r'-----BEGIN CERTIFICATE-----.+?'
-                          r'-----END CERTIFICATE-----', f.read(), re.S)
-    if match is None:
-        raise ValueError(f'{CONF.broker.ca_file} holds no PEM certificate')
-    return keys.b64encode(ssl.PEM_cert_to_DER_cert(match.group(0)))
-
-
-def make_credentials(store: Store | None = None) -> Credentials:
-    group = CONF.credentials
-    return Credentials(
-        store or make_store(), make_management(),
-        broker_topology.Topology.from_conf(CONF.broker),
-        CONF.broker.public_urls, ca=read_ca(),
-        max_connections=group.max_connections,
-        max_outstanding=group.max_outstanding,
-        publish_deadline=group.publish_deadline)
-
-
 # -- commands --------------------------------------------------------------
 def do_db() -> int:
     store = Store(CONF.database.connection, auto_upgrade=False) \
-        if CONF.command.action == 'version' else make_store()
+        if CONF.command.action == 'version' else wiring.store()
     if CONF.command.action == 'upgrade':
         store.upgrade()
     print(store.revision() or 'empty')
@@ -99,13 +53,13 @@ def do_db() -> int:
 
 
 def do_setup_broker() -> int:
-    topology = broker_topology.Topology.from_conf(CONF.broker)
+    topology = wiring.topology()
     password = CONF.broker.consumer_password
     if CONF.command.print_definitions:
         print(json.dumps(broker_topology.definitions(topology, password),
                          indent=2))
         return 0
-    for line in broker_topology.setup(make_management(), topology, password):
+    for line in broker_topology.setup(wiring.management(), topology, password):
         print(f'declared {line}')
     print(f'broker configuration needed (rabbitmq.conf on every node): '
           f'{topology.broker_config()}')
@@ -113,7 +67,7 @@ def do_setup_broker() -> int:
 
 
 def do_issue() -> int:
-    credentials = make_credentials()
+    credentials = wiring.credentials()
     ttl = parse_duration(CONF.command.ttl) if CONF.command.ttl \
         else CONF.credentials.ttl
     if CONF.command.write_node and not CONF.command.node:
@@ -161,7 +115,7 @@ def _find_node(ident: str) -> tuple[Any, Any]:
     """(baremetal proxy, node) for a node name or UUID Ironic knows."""
     from hwbus import ironic
 
-    baremetal = ironic.baremetal(ironic.connect(CONF))
+    baremetal = ironic.baremetal(wiring.ironic_connection())
     with ironic.calling('node lookup'):
         node = baremetal.find_node(ident, ignore_missing=True)
     if node is None:
@@ -200,7 +154,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def do_credentials() -> int:
     action = CONF.command.action
     if action == 'list':
-        store = make_store()
+        store = wiring.store()
         wanted = set(CONF.command.state or [])
         # An issued credential past its expiry lists as expired even
         # before a sweep: ask the store for both, filter what is shown.
@@ -215,7 +169,7 @@ def do_credentials() -> int:
             print(_table(rows, ['boot_id', 'username', 'state', 'mac',
                                 'node', 'expires_at', 'issued_by']))
         return 0
-    credentials = make_credentials()
+    credentials = wiring.credentials()
     if action == 'revoke':
         for boot_id in CONF.command.boot_id:
             credential = credentials.revoke(boot_id)
@@ -230,9 +184,7 @@ def do_credentials() -> int:
 
 
 def _pipeline():
-    from hwbus.consumer import factory
-
-    return factory.pipeline(CONF, make_credentials())
+    return wiring.pipeline()
 
 
 def _archived_properties(record: Any) -> dict[str, Any]:
@@ -247,7 +199,7 @@ def _archived_properties(record: Any) -> dict[str, Any]:
 
 def do_replay() -> int:
     """Re-apply the last archived inventory of a node (verified again)."""
-    store = make_store()
+    store = wiring.store()
     records = store.inventories(node=_node_uuid(CONF.command.node),
                                 limit=1)
     if not records:
@@ -281,7 +233,7 @@ def do_history() -> int:
     node = _node_uuid(CONF.command.node)
     # One more than shown: the oldest row shown is then compared with the
     # boot before it, and only the very first is "first inventory".
-    records = list(reversed(make_store().inventories(
+    records = list(reversed(wiring.store().inventories(
         node=node, limit=CONF.command.limit + 1)))
     if not records:
         print(f'no archived inventory for node {CONF.command.node}')
@@ -304,9 +256,9 @@ def do_history() -> int:
 
 
 def do_dead() -> int:
-    from hwbus.consumer import deadletters, factory
+    from hwbus.consumer import deadletters
 
-    box = deadletters.DeadLetters(factory.consumer_urls(CONF),
+    box = deadletters.DeadLetters(wiring.consumer_urls(),
                                   CONF.broker.dead_queue)
     try:
         action = CONF.command.action
@@ -346,22 +298,20 @@ def do_dead() -> int:
 
 def do_check() -> int:
     """Every part of the site this configuration names, one line each."""
-    from hwbus import checks, ironic
-    from hwbus.consumer import factory
-
-    topology = broker_topology.Topology.from_conf(CONF.broker)
+    from hwbus import checks
+    topology = wiring.topology()
     results = []
-    results += checks.run(lambda: checks.management(make_management(),
+    results += checks.run(lambda: checks.management(wiring.management(),
                                                     topology),
                           'broker management API')
     results += checks.run(lambda: checks.consumer_login(
-        factory.consumer_urls(CONF), (topology.queue, topology.dead_queue),
-        factory.tls_options(CONF)), 'consumer broker login')
+        wiring.consumer_urls(), (topology.queue, topology.dead_queue),
+        wiring.consumer_tls()), 'consumer broker login')
     results += checks.run(lambda: checks.store(CONF.database.connection),
                           'store')
     if CONF.consumer.appliers != ['null']:
         results += checks.run(lambda: checks.ironic(
-            ironic.connect(CONF), CONF.consumer.appliers,
+            wiring.ironic_connection(), CONF.consumer.appliers,
             CONF.ironic.api_version), 'Ironic API')
     results += checks.run(lambda: checks.images(CONF.bootserver),
                           'boot server images')

@@ -199,10 +199,9 @@ def test_the_inspection_applier_names_the_target_to_ironic():
 
     baremetal = ironicfake.Baremetal([ironicfake.node('n', 'inspect wait')],
                                      ports={MAC: 'n'})
-    conf = types.SimpleNamespace(inspection=types.SimpleNamespace(
-        states=['inspect wait']))
-    applier = InspectionApplier(conf, types.SimpleNamespace(
-        baremetal=baremetal))
+    applier = InspectionApplier(
+        types.SimpleNamespace(states=['inspect wait']),
+        types.SimpleNamespace(baremetal=baremetal))
     credential = types.SimpleNamespace(state='issued', message_id=None,
                                        mac=MAC, node=None)
     context = Context(boot_id='b', message_id='m1', boot=credential,

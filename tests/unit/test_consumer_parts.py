@@ -8,7 +8,8 @@ import types
 import pytest
 
 from hwbus import binding
-from hwbus.consumer import factory, history
+from hwbus.cmd import wiring
+from hwbus.consumer import history
 from hwbus.consumer.appliers import Context, enroll
 
 MACHINES = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
@@ -76,14 +77,14 @@ def test_local_link_connection_from_raw_lldp():
 
 
 def test_node_names_follow_the_template_or_are_left_out():
-    conf = types.SimpleNamespace(enroll=types.SimpleNamespace(
-        name_template='{vendor}-{serial}', states=['enroll']))
-    applier = enroll.EnrollApplier(conf, types.SimpleNamespace(
+    settings = types.SimpleNamespace(name_template='{vendor}-{serial}',
+                                     states=['enroll'])
+    applier = enroll.EnrollApplier(settings, types.SimpleNamespace(
         baremetal=None))
     doc = _doc()
     name = applier._name(_context(doc))
     assert name and ' ' not in name
-    conf.enroll.name_template = '{nonsense}'
+    settings.name_template = '{nonsense}'
     assert applier._name(_context(doc)) is None
 
 
@@ -93,7 +94,7 @@ def test_consumer_urls_carry_quoted_credentials():
                                      consumer_password='p@ss/word'),
         consumer=types.SimpleNamespace(broker_urls=[
             'amqp://a:5672/%2F', 'amqps://b:5671/%2F']))
-    assert factory.consumer_urls(conf) == [
+    assert wiring.consumer_urls(conf) == [
         'amqp://hwbus-consumer:p%40ss%2Fword@a:5672/%2F',
         'amqps://hwbus-consumer:p%40ss%2Fword@b:5671/%2F']
 
@@ -107,14 +108,14 @@ def _tls_conf(*urls, ca_file=None):
 def test_amqps_urls_verify_the_broker_against_the_site_ca():
     import ssl
 
-    assert factory.tls_options(_tls_conf('amqp://a/')) is False
-    options = factory.tls_options(_tls_conf('amqps://a/', 'amqps://b/',
+    assert wiring.consumer_tls(_tls_conf('amqp://a/')) is False
+    options = wiring.consumer_tls(_tls_conf('amqps://a/', 'amqps://b/',
                                             ca_file='/etc/hwbus/ca.pem'))
     assert options == {'ca_certs': '/etc/hwbus/ca.pem',
                        'cert_reqs': ssl.CERT_REQUIRED,
                        'server_hostname': None}
     with pytest.raises(ValueError, match='mixes'):
-        factory.tls_options(_tls_conf('amqp://a/', 'amqps://b/'))
+        wiring.consumer_tls(_tls_conf('amqp://a/', 'amqps://b/'))
 
 
 @pytest.mark.parametrize('interface, boot, expected', [

@@ -3,7 +3,7 @@
 import pytest
 
 from hwbus import keys
-from hwbus.cmd import manage
+from hwbus.cmd import wiring
 from hwbus.conf import CONF
 from tests.servers.tls import CA
 
@@ -27,10 +27,10 @@ def _pem(ca: CA, tmp_path, name: str) -> str:
 def test_a_bundle_pins_its_first_ca(ca_file, tmp_path):
     old, new = CA('old'), CA('new')
     ca_file(_pem(old, tmp_path, 'a') + _pem(new, tmp_path, 'b'))
-    assert manage.read_ca() == keys.b64encode(old.der)
+    assert wiring.broker_ca() == keys.b64encode(old.der)
 
 
 def test_a_file_without_a_certificate_is_an_error(ca_file):
     ca_file('not a certificate\n')
     with pytest.raises(ValueError, match='no PEM certificate'):
-        manage.read_ca()
+        wiring.broker_ca()

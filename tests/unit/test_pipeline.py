@@ -160,10 +160,9 @@ def test_a_redelivery_whose_first_attempt_reached_ironic():
     mac = DOC['inventory']['boot']['pxe_interface']
     baremetal = ironicfake.Baremetal(
         [ironicfake.node('node-9', 'manageable')], ports={mac: 'node-9'})
-    conf = types.SimpleNamespace(inspection=types.SimpleNamespace(
-        states=['inspect wait']))
-    applier = InspectionApplier(conf, types.SimpleNamespace(
-        baremetal=baremetal))
+    applier = InspectionApplier(
+        types.SimpleNamespace(states=['inspect wait']),
+        types.SimpleNamespace(baremetal=baremetal))
     credential = types.SimpleNamespace(state='received', message_id='m1',
                                        mac=mac, node=None)
     context = Context(boot_id='b', message_id='m1', boot=credential,

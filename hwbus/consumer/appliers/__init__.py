@@ -1,9 +1,12 @@
 """Appliers bring a verified inventory into Ironic (``hwbus.appliers``).
 
-An applier is a class taking ``(conf, connection)`` with an
-``apply(context) -> Applied`` method. It raises TransientError when
-Ironic should be asked again later and PermanentError when the inventory
-can never be applied; anything else counts as transient. Applying the same
+An applier is a class taking ``(settings, connection)`` with an
+``apply(context) -> Applied`` method: ``settings`` are the values of the
+option group named like the applier ([enroll], [inspection], or a site
+applier's own group; None without one), ``connection`` an openstacksdk
+connection. It raises TransientError when Ironic should be asked again
+later and PermanentError when the inventory can never be applied; other
+errors are retried a few times, then dead-lettered. Applying the same
 context twice must change nothing the second time.
 """
 
@@ -67,7 +70,10 @@ class Applier(Protocol):
     def apply(self, context: Context) -> Applied: ...
 
 
-def load(names: list[str], conf: Any, connection: Any) -> list[Applier]:
+def load(names: list[str], settings: dict[str, Any],
+         connection: Any) -> list[Applier]:
+    """The appliers by entry-point name, each with its own settings."""
     return [driver.DriverManager(NAMESPACE, name, invoke_on_load=True,
-                                 invoke_args=(conf, connection)).driver
+                                 invoke_args=(settings.get(name),
+                                              connection)).driver
             for name in names]

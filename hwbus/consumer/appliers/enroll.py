@@ -81,10 +81,10 @@ def pxe_enabled(interface: dict[str, Any], boot: str | None) -> bool:
 class EnrollApplier:
     name = 'enroll'
 
-    def __init__(self, conf: Any, connection: Any) -> None:
-        self.conf = conf.enroll
+    def __init__(self, settings: Any, connection: Any) -> None:
+        self.settings = settings
         self.connection = connection
-        self.binding = binding.Binding(connection, self.conf.states)
+        self.binding = binding.Binding(connection, self.settings.states)
 
     @property
     def baremetal(self) -> Any:
@@ -99,7 +99,7 @@ class EnrollApplier:
                   'mac': (context.boot_mac or '').replace(':', '-'),
                   'boot_id': context.boot_id}
         try:
-            name = self.conf.name_template.format(**fields).strip()
+            name = self.settings.name_template.format(**fields).strip()
         except (KeyError, ValueError, IndexError):
             return None
         name = re.sub(r'\s+', '-', name)
@@ -107,17 +107,17 @@ class EnrollApplier:
 
     def create(self, context: Context) -> Any:
         attrs: dict[str, Any] = {
-            'driver': self.conf.driver,
+            'driver': self.settings.driver,
             'extra': {binding.DISCOVERED_BY: context.boot_id}}
         name = self._name(context)
         if name:
             attrs['name'] = name
-        if self.conf.resource_class:
-            attrs['resource_class'] = self.conf.resource_class
-        if self.conf.conductor_group:
-            attrs['conductor_group'] = self.conf.conductor_group
+        if self.settings.resource_class:
+            attrs['resource_class'] = self.settings.resource_class
+        if self.settings.conductor_group:
+            attrs['conductor_group'] = self.settings.conductor_group
         bmc = context.inventory.get('bmc_address')
-        if bmc and self.conf.driver == 'ipmi':
+        if bmc and self.settings.driver == 'ipmi':
             attrs['driver_info'] = {'ipmi_address': bmc}
         with ironic.calling('node create'):
             return self.baremetal.create_node(**attrs)
@@ -128,7 +128,7 @@ class EnrollApplier:
         node = target.node
         result = Applied(matched_by=target.matched_by)
         if node is None:
-            if not self.conf.create_nodes:
+            if not self.settings.create_nodes:
                 raise ironic.NodeNotFound(
                     'no node matches this inventory and [enroll] '
                     'create_nodes is off')
@@ -181,7 +181,7 @@ class EnrollApplier:
             mac = interface.get('mac_address')
             if not mac or mac in existing:
                 continue
-            if not self.conf.all_ports and boot and mac != boot:
+            if not self.settings.all_ports and boot and mac != boot:
                 continue
             attrs: dict[str, Any] = {'node_id': node.id, 'address': mac,
                                      'pxe_enabled': pxe_enabled(interface,
@@ -197,7 +197,8 @@ class EnrollApplier:
             result.changes.append(f'port {mac}')
 
     def _traits(self, node: Any, result: Applied) -> None:
-        missing = [t for t in self.conf.traits if t not in (node.traits or [])]
+        missing = [t for t in self.settings.traits
+                   if t not in (node.traits or [])]
         for trait in missing:
             with ironic.calling('trait add'):
                 self.baremetal.add_node_trait(node, trait)

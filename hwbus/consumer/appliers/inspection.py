@@ -25,9 +25,9 @@ from hwbus.consumer.appliers import Applied, Context
 class InspectionApplier:
     name = 'inspection'
 
-    def __init__(self, conf: Any, connection: Any) -> None:
+    def __init__(self, settings: Any, connection: Any) -> None:
         self.connection = connection
-        self.binding = binding.Binding(connection, conf.inspection.states)
+        self.binding = binding.Binding(connection, settings.states)
 
     def apply(self, context: Context) -> Applied:
         redelivered = context.redelivered

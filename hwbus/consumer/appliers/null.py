@@ -10,7 +10,7 @@ from hwbus.consumer.appliers import Applied, Context
 class NullApplier:
     name = 'null'
 
-    def __init__(self, conf: Any, connection: Any) -> None:
+    def __init__(self, settings: Any, connection: Any) -> None:
         pass
 
     def apply(self, context: Context) -> Applied:

@@ -1,4 +1,5 @@
-"""One error family, each reason said once."""
+"""Rules of the structure: one error family with unique reasons; only
+the commands read the configuration."""
 
 import importlib
 import pkgutil
@@ -54,3 +55,27 @@ def _modules():
 
     return [m for n, m in sys.modules.items()
             if n.startswith('hwbus.') and m is not None]
+
+
+def test_only_the_commands_read_the_configuration():
+    """hwbus.conf is imported by hwbus/cmd (the wiring) and the option
+    modules themselves; the library gets plain values."""
+    import ast
+    import pathlib
+
+    top = pathlib.Path(hwbus.__file__).parent
+    readers = []
+    for path in top.rglob('*.py'):
+        relative = path.relative_to(top).as_posix()
+        if relative.startswith(('cmd/', 'conf/')):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if any(n == 'hwbus.conf' or n.startswith('hwbus.conf.')
+                   for n in names):
+                readers.append(relative)
+    assert readers == []
