@@ -12,8 +12,8 @@ sys.path.insert(0, str(TOP))
 from hwbus.broker import topology  # noqa: E402
 from hwbus.broker.management import Management  # noqa: E402
 from hwbus.credentials import Credentials  # noqa: E402
+from hwbus.localstack.rabbitmq import RabbitMQServer  # noqa: E402
 from hwbus.store import Store  # noqa: E402
-from tests.servers.rabbitmq import RabbitMQServer  # noqa: E402
 
 
 def start() -> tuple[RabbitMQServer, Credentials]:

@@ -31,10 +31,10 @@ import _broker
 import requests
 
 from hwbus import envelope, keys
+from hwbus.localstack.consumer import ConsumerProcess, write_config
+from hwbus.localstack.ironic import API_VERSION, IronicServer
 from hwbus.ramdisk import publisher
 from tests.functional import boots
-from tests.servers.consumer import ConsumerProcess, write_config
-from tests.servers.ironic import API_VERSION, IronicServer
 
 
 def sampler(ironic: IronicServer, target: int, stop: threading.Event,

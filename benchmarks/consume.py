@@ -24,9 +24,9 @@ import _broker
 import kombu
 import psutil
 
+from hwbus.localstack.consumer import ConsumerProcess, write_config
 from hwbus.ramdisk import main as ramdisk
 from hwbus.ramdisk import publisher
-from tests.servers.consumer import ConsumerProcess, write_config
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
 MACHINE = TOP / 'tests' / 'fixtures' / 'machines' / 'dell-r740'

@@ -28,10 +28,10 @@ import time
 import _broker
 import psutil
 
+from hwbus.localstack.consumer import ConsumerProcess, write_config
+from hwbus.localstack.ironic import IronicServer
 from hwbus.store import State
 from tests.functional import boots
-from tests.servers.consumer import ConsumerProcess, write_config
-from tests.servers.ironic import IronicServer
 
 
 def drive(credentials, rate: float, seconds: float,

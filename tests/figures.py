@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from tests.servers.common import CACHE
+from hwbus.localstack.common import CACHE
 
 
 class Figures:

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from hwbus.localstack.common import wait_for
+from hwbus.localstack.consumer import ConsumerProcess, write_config
 from hwbus.store import Store
 from tests.functional import boots
 from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
-from tests.servers.common import wait_for
-from tests.servers.consumer import ConsumerProcess, write_config
 
 QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
 NUMBERS = itertools.count(5000)

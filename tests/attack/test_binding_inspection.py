@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
+from hwbus.localstack.common import wait_for
 from tests.attack import nodes
 from tests.attack.nodes import set_fields, with_mac
-from tests.servers.common import wait_for
 
 inspection = nodes.stack_fixture('inspection')
 clean = nodes.clean

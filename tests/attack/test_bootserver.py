@@ -17,11 +17,11 @@ import time
 
 import pytest
 
+from hwbus.localstack.bootserver import BootServer
+from hwbus.localstack.common import free_port
+from hwbus.localstack.consumer import write_config
 from hwbus.store import Store
 from tests.functional.conftest import CONSUMER_PASSWORD, management_for
-from tests.servers.bootserver import BootServer
-from tests.servers.common import free_port
-from tests.servers.consumer import write_config
 
 HEADER_TIMEOUT = 10
 TIMEOUT = 10  # seconds any one legitimate request may take

@@ -20,6 +20,8 @@ import pytest
 
 from hwbus import envelope
 from hwbus.broker import topology
+from hwbus.localstack.common import wait_for
+from hwbus.localstack.consumer import ConsumerProcess, write_config
 from hwbus.store import Store
 from tests import amqpbytes as a
 from tests.attack import hostile
@@ -29,8 +31,6 @@ from tests.functional.conftest import (
     credentials_for,
     management_for,
 )
-from tests.servers.common import wait_for
-from tests.servers.consumer import ConsumerProcess, write_config
 
 QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
 NUMBERS = itertools.count(3000)
@@ -424,7 +424,7 @@ def test_the_dead_letter_tools_read_any_message_in_the_queue(stack, figure):
     traceback."""
     import subprocess
 
-    from tests.servers.consumer import BIN
+    from hwbus.localstack.consumer import BIN
 
     admin = hostile.admin_connection(stack.broker)
     poison = [

@@ -6,10 +6,10 @@ import pathlib
 
 import sqlalchemy as sa
 
+from hwbus.localstack.consumer import ConsumerProcess, write_config
 from hwbus.store import Store
 from tests.functional import boots
 from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
-from tests.servers.consumer import ConsumerProcess, write_config
 
 
 def empty_postgres_store(postgres) -> Store:

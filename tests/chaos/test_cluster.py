@@ -13,10 +13,10 @@ import time
 import pytest
 
 from hwbus.broker import topology
+from hwbus.localstack.rabbitmq import RabbitMQCluster
 from tests.chaos import tally
 from tests.chaos.stack import Stack, drain, empty_postgres_store
 from tests.functional.conftest import CONSUMER_PASSWORD, management_for
-from tests.servers.rabbitmq import RabbitMQCluster
 
 BOOTS = int(os.environ.get('HWBUS_CLUSTER_BOOTS', '1000'))
 

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
+from hwbus.localstack.common import wait_for
 from tests.chaos import tally
 from tests.chaos.stack import Stack, drain, empty_postgres_store
-from tests.servers.common import wait_for
 
 BOOTS = 200
 

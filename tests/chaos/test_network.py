@@ -14,13 +14,13 @@ import time
 import pytest
 
 from hwbus.broker import topology
+from hwbus.localstack.consumer import ConsumerProcess
+from hwbus.localstack.ironic import IronicServer
+from hwbus.localstack.rabbitmq import RabbitMQServer
 from tests.chaos import tally
+from tests.chaos.netns import Namespace
 from tests.chaos.stack import Stack
 from tests.functional.conftest import CONSUMER_PASSWORD, management_for
-from tests.servers.consumer import ConsumerProcess
-from tests.servers.ironic import IronicServer
-from tests.servers.netns import Namespace
-from tests.servers.rabbitmq import RabbitMQServer
 
 CUT = 60
 

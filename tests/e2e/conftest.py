@@ -16,6 +16,9 @@ import time
 
 import pytest
 
+from hwbus.localstack.bootserver import BootServer
+from hwbus.localstack.common import TOP, free_port, stop
+from hwbus.localstack.consumer import ConsumerProcess, write_config
 from tests.functional.conftest import (  # noqa: F401 - fixtures
     CONSUMER_PASSWORD,
     broker,
@@ -24,9 +27,6 @@ from tests.functional.conftest import (  # noqa: F401 - fixtures
     ironic,
     rabbitmq,
 )
-from tests.servers.bootserver import BootServer
-from tests.servers.common import TOP, free_port, stop
-from tests.servers.consumer import ConsumerProcess, write_config
 
 ACCEL = os.environ.get('HWBUS_QEMU_ACCEL', 'tcg')
 GUEST_MACS = ('52:54:00:12:34:56', '52:54:00:12:34:57')

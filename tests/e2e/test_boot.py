@@ -3,10 +3,10 @@
 import datetime
 import time
 
+from hwbus.localstack.common import wait_for
 from hwbus.store import State
 from hwbus.store.api import utcnow
 from tests.e2e.conftest import GUEST_DISKS, GUEST_MACS, GUEST_RAM_MB, Guest
-from tests.servers.common import wait_for
 
 
 def _node_by_mac(ironic, mac):

@@ -5,10 +5,10 @@ import pytest
 from hwbus.broker import topology
 from hwbus.broker.management import Management
 from hwbus.credentials import Credentials
+from hwbus.localstack.ironic import IronicServer
+from hwbus.localstack.postgres import PostgresServer
+from hwbus.localstack.rabbitmq import RabbitMQServer
 from hwbus.store import Store
-from tests.servers.ironic import IronicServer
-from tests.servers.postgres import PostgresServer
-from tests.servers.rabbitmq import RabbitMQServer
 
 CONSUMER_PASSWORD = 'consumer-secret-for-tests'
 

@@ -10,11 +10,11 @@ import zlib
 import pytest
 
 from hwbus import envelope, keys
+from hwbus.localstack.common import wait_for
+from hwbus.localstack.consumer import ConsumerProcess, write_config
 from hwbus.store import State, Store
 from tests.functional import boots
 from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
-from tests.servers.common import wait_for
-from tests.servers.consumer import ConsumerProcess, write_config
 
 QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
 
@@ -305,7 +305,7 @@ def _manage(config, *args):
     import subprocess
     import sys
 
-    from tests.servers.consumer import BIN
+    from hwbus.localstack.consumer import BIN
     del sys
     return subprocess.run([str(BIN / 'hwbus-manage'), '--config-file',
                            str(config), *args], capture_output=True,
@@ -507,8 +507,8 @@ def test_a_message_that_keeps_failing_is_dead_lettered_not_lost(
 def test_the_consumer_reconnects_after_a_broker_restart(
         clean_ironic, tmp_path):
     from hwbus.broker import topology
+    from hwbus.localstack.rabbitmq import RabbitMQServer
     from tests.functional.conftest import management_for
-    from tests.servers.rabbitmq import RabbitMQServer
 
     server = RabbitMQServer(tmp_path / 'rabbitmq').start()
     consumer = None

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.servers.common import wait_for
+from hwbus.localstack.common import wait_for
 
 MACHINES = pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'
 

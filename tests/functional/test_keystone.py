@@ -22,13 +22,13 @@ from oslo_config import cfg
 
 from hwbus import ironic as handle
 from hwbus.conf import ironic as ironic_conf
+from hwbus.localstack.common import wait_for
+from hwbus.localstack.consumer import BIN, ConsumerProcess, write_config
+from hwbus.localstack.ironic import IronicServer
+from hwbus.localstack.keystone import REGION, SERVICE_PROJECT, KeystoneServer
 from hwbus.store import State, Store
 from tests.functional import boots
 from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
-from tests.servers.common import wait_for
-from tests.servers.consumer import BIN, ConsumerProcess, write_config
-from tests.servers.ironic import IronicServer
-from tests.servers.keystone import REGION, SERVICE_PROJECT, KeystoneServer
 
 QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
 # MACs of their own (boots.mac_for), apart from the other modules'.

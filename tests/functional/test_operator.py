@@ -16,11 +16,11 @@ import subprocess
 
 import pytest
 
+from hwbus.localstack.common import free_port, wait_for
+from hwbus.localstack.consumer import BIN, ConsumerProcess, write_config
 from hwbus.store import State, Store
 from tests.functional import boots
 from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
-from tests.servers.common import free_port, wait_for
-from tests.servers.consumer import BIN, ConsumerProcess, write_config
 
 QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
 NUMBERS = itertools.count(7000)

@@ -17,11 +17,11 @@ import pytest
 
 from hwbus import bootparams, envelope
 from hwbus.broker import topology
+from hwbus.localstack.consumer import write_config as consumer_config
+from hwbus.localstack.rabbitmq import RabbitMQServer
 from hwbus.store import Store
 from tests.functional import boots
 from tests.functional.conftest import CONSUMER_PASSWORD, management_for
-from tests.servers.consumer import write_config as consumer_config
-from tests.servers.rabbitmq import RabbitMQServer
 
 BIN = pathlib.Path(sys.executable).parent
 MACHINE = (pathlib.Path(__file__).parents[1] / 'fixtures' / 'machines'

@@ -6,6 +6,8 @@ import pytest
 
 from hwbus import keys
 from hwbus.broker import topology
+from hwbus.localstack.rabbitmq import RabbitMQServer
+from hwbus.localstack.tls import CA
 from hwbus.ramdisk import publisher
 from hwbus.store import Store
 from tests.functional import boots
@@ -14,8 +16,6 @@ from tests.functional.conftest import (
     credentials_for,
     management_for,
 )
-from tests.servers.rabbitmq import RabbitMQServer
-from tests.servers.tls import CA
 
 
 @pytest.fixture(scope='module')
@@ -85,7 +85,7 @@ def tls_site(tmp_path_factory):
     """One CA; a broker with no plain listener (AMQPS, management on
     HTTPS), an Ironic API on HTTPS only, and a config that points every
     hwbus command at them through that CA."""
-    from tests.servers.ironic import IronicServer
+    from hwbus.localstack.ironic import IronicServer
 
     tmp = tmp_path_factory.mktemp('tls-site')
     ca = CA('hwbus site CA')
@@ -103,8 +103,8 @@ def tls_site(tmp_path_factory):
 
 
 def _site_config(tls_site, name: str, ca_file=None):
-    from tests.servers.common import free_port
-    from tests.servers.consumer import write_config
+    from hwbus.localstack.common import free_port
+    from hwbus.localstack.consumer import write_config
 
     broker, ironic, ca, tmp = tls_site
     port = free_port()
@@ -137,10 +137,10 @@ def test_tls_everywhere_a_boot_from_the_https_boot_server_reaches_ironic(
     import requests
 
     from hwbus import bootparams
+    from hwbus.localstack.bootserver import BootServer
+    from hwbus.localstack.common import wait_for
+    from hwbus.localstack.consumer import ConsumerProcess
     from hwbus.ramdisk import main as ramdisk
-    from tests.servers.bootserver import BootServer
-    from tests.servers.common import wait_for
-    from tests.servers.consumer import ConsumerProcess
 
     broker, ironic, _ca, tmp = tls_site
     listeners = {(item['protocol'], item['port']) for item in
@@ -181,8 +181,8 @@ def test_a_consumer_that_trusts_another_ca_does_not_connect(tls_site,
                                                             tmp_path):
     import subprocess
 
-    from tests.servers.common import wait_for
-    from tests.servers.consumer import BIN
+    from hwbus.localstack.common import wait_for
+    from hwbus.localstack.consumer import BIN
 
     impostor = CA('impostor CA').write(tmp_path / 'impostor.pem')
     config, _ = _site_config(tls_site, 'wrong-ca', ca_file=impostor)

@@ -5,7 +5,7 @@ import pytest
 from hwbus import keys
 from hwbus.cmd import wiring
 from hwbus.conf import CONF
-from tests.servers.tls import CA
+from hwbus.localstack.tls import CA
 
 
 @pytest.fixture

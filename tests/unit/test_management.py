@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from hwbus.broker.management import Management, ManagementUnavailable
-from tests.servers.common import free_port
+from hwbus.localstack.common import free_port
 
 
 @pytest.fixture

@@ -270,7 +270,7 @@ def test_bad_parameters_exit_2_without_publishing(monkeypatch):
 def test_hwbus_ca_pins_the_broker_ca_from_the_cmdline(tmp_path):
     import ssl
 
-    from tests.servers.tls import CA
+    from hwbus.localstack.tls import CA
 
     der = CA('hwbus CA').der
     text = keys.b64encode(der)

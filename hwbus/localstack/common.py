@@ -1,4 +1,4 @@
-"""Helpers shared by the server fixtures."""
+"""Helpers shared by the server runners."""
 
 from __future__ import annotations
 
@@ -9,12 +9,35 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from hwbus.errors import TransientError
+
+# The source tree this package runs from: the checkout, when hwbus is
+# installed from it in editable mode (tools/install-deps).
 TOP = pathlib.Path(__file__).resolve().parents[2]
-CACHE = pathlib.Path(os.environ.get('HWBUS_CACHE', TOP / '.cache'))
 
 
-class ServerError(RuntimeError):
-    """A test server did not come up; the message holds its log tail."""
+def _cache() -> pathlib.Path:
+    """Where the Ironic and Keystone virtualenvs are (tools/install-deps
+    --test puts them in the checkout's .cache); HWBUS_CACHE overrides."""
+    if 'HWBUS_CACHE' in os.environ:
+        return pathlib.Path(os.environ['HWBUS_CACHE'])
+    if (TOP / 'setup.cfg').exists():
+        return TOP / '.cache'
+    # Installed outside a checkout: the user's cache directory.
+    home = os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache'
+    return pathlib.Path(home) / 'hwbus'
+
+
+CACHE = _cache()
+
+
+class ServerError(TransientError):
+    """A server did not come up; the message holds its log tail.
+
+    In hwbus's transient family, as every error hwbus raises on purpose
+    is in one: a dependency that is not there (yet)."""
+
+    reason = 'server-not-ready'
 
 
 def free_port() -> int:

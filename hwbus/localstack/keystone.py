@@ -28,7 +28,13 @@ import time
 
 import requests
 
-from tests.servers.common import CACHE, ServerError, free_port, stop, wait_for
+from hwbus.localstack.common import (
+    CACHE,
+    ServerError,
+    free_port,
+    stop,
+    wait_for,
+)
 
 VENV = pathlib.Path(os.environ.get('HWBUS_KEYSTONE_VENV',
                                    CACHE / 'keystone-venv'))

@@ -1,4 +1,4 @@
-"""A throwaway CA and server certificates for TLS tests (cryptography)."""
+"""A throwaway CA and certificates for the servers' TLS (cryptography)."""
 
 from __future__ import annotations
 

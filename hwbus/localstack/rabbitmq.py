@@ -21,7 +21,12 @@ import textwrap
 
 import requests
 
-from tests.servers.common import ServerError, free_port, wait_for, workdir_for
+from hwbus.localstack.common import (
+    ServerError,
+    free_port,
+    wait_for,
+    workdir_for,
+)
 
 RABBITMQ_BIN = pathlib.Path('/usr/lib/rabbitmq/bin')
 
@@ -59,7 +64,7 @@ class RabbitMQServer:
         self.cookie = cookie or secrets.token_hex(16)
         self.admin_user = 'hwbus-admin'
         self.admin_password = admin_password or secrets.token_urlsafe(16)
-        # With a CA (tests.servers.tls.CA), an AMQPS listener too; with
+        # With a CA (hwbus.localstack.tls.CA), an AMQPS listener too; with
         # tls_only, no plain listener at all and the management API on
         # HTTPS.
         self.tls_ca = tls_ca

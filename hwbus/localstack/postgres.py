@@ -14,7 +14,12 @@ import pwd
 import secrets
 import subprocess
 
-from tests.servers.common import ServerError, free_port, wait_for, workdir_for
+from hwbus.localstack.common import (
+    ServerError,
+    free_port,
+    wait_for,
+    workdir_for,
+)
 
 
 def _bindir() -> pathlib.Path:

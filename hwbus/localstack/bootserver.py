@@ -7,8 +7,8 @@ import subprocess
 
 import requests
 
-from tests.servers.common import stop, wait_for
-from tests.servers.consumer import BIN
+from hwbus.localstack.common import stop, wait_for
+from hwbus.localstack.consumer import BIN
 
 
 class BootServer:

@@ -5,7 +5,7 @@ in .cache/ironic-venv), run as the all-in-one ``ironic`` process with
 noauth, SQLite, no RPC bus, the fake-hardware driver and auto-discovery on:
 exactly the setup a small standalone Ironic uses, on a free loopback port.
 
-With ``keystone=`` (a tests.servers.keystone.KeystoneServer) it runs
+With ``keystone=`` (a hwbus.localstack.keystone.KeystoneServer) it runs
 behind Keystone instead: ``auth_strategy = keystone``, keystonemiddleware
 with the service user ``ironic``, the ``baremetal`` service and endpoints
 in Keystone's catalog, and the ``service`` role of the ``service`` project
@@ -23,7 +23,13 @@ import textwrap
 
 import requests
 
-from tests.servers.common import CACHE, ServerError, free_port, stop, wait_for
+from hwbus.localstack.common import (
+    CACHE,
+    ServerError,
+    free_port,
+    stop,
+    wait_for,
+)
 
 VENV = pathlib.Path(os.environ.get('HWBUS_IRONIC_VENV',
                                    CACHE / 'ironic-venv'))
@@ -45,7 +51,7 @@ class IronicServer:
         self.keystone = keystone
         self.host = host
         self.port = port or free_port()
-        # With a CA (tests.servers.tls.CA): HTTPS only, as "localhost".
+        # With a CA (hwbus.localstack.tls.CA): HTTPS only, as "localhost".
         self.tls_ca = tls_ca
         self.ca_file = workdir / 'ca.pem' if tls_ca else None
         self.url = (f'https://localhost:{self.port}' if tls_ca

@@ -11,7 +11,7 @@ import textwrap
 
 import requests
 
-from tests.servers.common import free_port, stop, wait_for
+from hwbus.localstack.common import free_port, stop, wait_for
 
 BIN = pathlib.Path(sys.executable).parent
 
