@@ -1,4 +1,5 @@
-"""hwbus-consumer as a process, configured for the test servers."""
+"""hwbus.conf for these servers (a test and a local profile), and
+hwbus-consumer as a process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import textwrap
 
 import requests
 
@@ -16,63 +16,79 @@ from hwbus.localstack.common import free_port, stop, wait_for
 BIN = pathlib.Path(sys.executable).parent
 
 
+# What each profile of write_config sets besides the servers' addresses
+# and credentials, the store and the appliers (section: option: value; a
+# callable value is called for each file).
+PROFILES: dict[str, dict[str, dict]] = {
+    # What the tests and benchmarks count on: debug logs, retries after
+    # at most a second, a lease a test can wait out, a stop within 20 s,
+    # the credential sweeper out of the way, metrics on a free port.
+    'test': {
+        'DEFAULT': {'debug': 'true'},
+        'consumer': {'workers': '4', 'max_backoff': '1',
+                     'apply_lease': '15', 'shutdown_timeout': '20',
+                     'metrics_port': free_port},
+        'credentials': {'sweep_interval': '3600'},
+        'ramdisk': {'after': 'none'},
+    },
+    # hwbus's own defaults, as an operator trying it on one machine runs
+    # it (no debug logs, the default backoff, lease, sweep and metrics
+    # port); only the ramdisk, which runs on this very machine, does
+    # nothing once it has published.
+    'local': {
+        'ramdisk': {'after': 'none'},
+    },
+}
+
+
 def write_config(path: pathlib.Path, rabbit, database_url: str,
                  ironic_url: str | None, consumer_password: str,
                  appliers: str = 'inspection',
                  extra: str = '',
-                 ironic: dict[str, str] | None = None) -> pathlib.Path:
-    """One hwbus.conf for every hwbus command of a test.
+                 ironic: dict[str, str] | None = None,
+                 profile: str = 'test') -> pathlib.Path:
+    """One hwbus.conf for every hwbus command run against these servers.
 
     ``rabbit`` is a RabbitMQServer or a RabbitMQCluster: its client and
     management URLs, and its CA when it speaks TLS only. ``ironic``, when
     given, is the whole [ironic] section (option: value) instead of
-    noauth at ``ironic_url``.
+    noauth at ``ironic_url``. ``profile`` is one of PROFILES: ``test``
+    (the default: the tests and benchmarks are most callers) or
+    ``local`` (tools/local-stack). ``extra`` is appended as it is.
     """
+    if profile not in PROFILES:
+        raise ValueError(f'no config profile {profile!r}: one of '
+                         f'{", ".join(PROFILES)}')
     urls = ','.join(rabbit.client_urls)
-    ca = ''
+    broker = {
+        'management_urls': ','.join(rabbit.management_urls),
+        'admin_user': rabbit.admin_user,
+        'admin_password': rabbit.admin_password,
+        'public_urls': urls,
+        'consumer_password': consumer_password}
     if getattr(rabbit, 'tls_only', False):
-        ca = (f'ca_file = {rabbit.ca_file}\n'
-              f'        management_ca_file = {rabbit.ca_file}')
+        broker.update(ca_file=rabbit.ca_file,
+                      management_ca_file=rabbit.ca_file)
     if ironic is None:
         ironic = {'auth_type': 'none',
                   'endpoint_override': ironic_url or 'http://127.0.0.1:9'}
-    ironic_options = '\n        '.join(f'{k} = {v}' for k, v in ironic.items())
+    sections: dict[str, dict] = {
+        'DEFAULT': {}, 'broker': broker,
+        'database': {'connection': database_url},
+        'consumer': {'broker_urls': urls, 'appliers': appliers},
+        'credentials': {}, 'ironic': dict(ironic), 'ramdisk': {}}
+    for section, options in PROFILES[profile].items():
+        sections.setdefault(section, {}).update(
+            (option, value() if callable(value) else value)
+            for option, value in options.items())
+    text = '\n'.join(
+        f'[{section}]\n' + ''.join(f'{option} = {value}\n'
+                                   for option, value in options.items())
+        for section, options in sections.items() if options)
     # It holds the broker's admin and consumer passwords: owner only.
     path.touch(mode=0o600)
     path.chmod(0o600)
-    path.write_text(textwrap.dedent(f'''\
-        [DEFAULT]
-        debug = true
-
-        [broker]
-        management_urls = {','.join(rabbit.management_urls)}
-        admin_user = {rabbit.admin_user}
-        admin_password = {rabbit.admin_password}
-        public_urls = {urls}
-        consumer_password = {consumer_password}
-        {ca}
-
-        [database]
-        connection = {database_url}
-
-        [consumer]
-        broker_urls = {urls}
-        appliers = {appliers}
-        workers = 4
-        max_backoff = 1
-        apply_lease = 15
-        shutdown_timeout = 20
-        metrics_port = {free_port()}
-
-        [credentials]
-        sweep_interval = 3600
-
-        [ironic]
-        {ironic_options}
-
-        [ramdisk]
-        after = none
-        ''') + extra)
+    path.write_text(text + extra)
     return path
 
 
