@@ -47,8 +47,12 @@ def _context(doc, **credential):
 def test_properties_are_what_ironic_inspection_would_set():
     props = enroll.properties_for(_context(_doc()))
     root = _doc()['plugin_data']['root_disk']['size']
-    assert props == {'cpus': 48, 'cpu_arch': 'x86_64', 'memory_mb': 65536,
+    assert props == {'cpu_arch': 'x86_64', 'memory_mb': 65536,
                      'local_gb': root // 1024 ** 3 - 1}
+    # The same as the real Ironic's hooks on this very document.
+    assert enroll.capabilities_for(_context(_doc())) == {
+        'cpu_vt': 'true', 'cpu_aes': 'true', 'cpu_hugepages': 'true',
+        'cpu_hugepages_1g': 'true', 'cpu_txt': 'true', 'boot_mode': 'uefi'}
 
 
 @pytest.mark.parametrize('serial, expected', [
@@ -58,22 +62,6 @@ def test_placeholder_serials_are_ignored(serial, expected):
     doc = _doc()
     doc['inventory']['system_vendor']['serial_number'] = serial
     assert binding.serial_of(doc['inventory']) == expected
-
-
-def test_local_link_connection_from_raw_lldp():
-    chassis = (bytes([4]) + bytes.fromhex('001122334455')).hex()
-    port = (bytes([5]) + b'Ethernet1/7').hex()
-    name = b'leaf-01'.hex()
-    interface = {'name': 'eno1', 'lldp': [[1, chassis], [2, port],
-                                          [5, name], [9, 'zz']]}
-    assert enroll.lldp_link(interface, {}) == {
-        'switch_id': '00:11:22:33:44:55', 'port_id': 'Ethernet1/7',
-        'switch_info': 'leaf-01'}
-    assert enroll.lldp_link({'name': 'eno2', 'lldp': [[1, chassis]]},
-                            {}) == {}
-    # From plugin_data when the interface has none.
-    assert enroll.lldp_link({'name': 'eno1'}, {'lldp_raw': {
-        'eno1': interface['lldp']}})['port_id'] == 'Ethernet1/7'
 
 
 def test_node_names_follow_the_template_or_are_left_out():
@@ -121,11 +109,10 @@ def test_amqps_urls_verify_the_broker_against_the_site_ca():
 @pytest.mark.parametrize('interface, boot, expected', [
     ({'mac_address': 'aa', 'has_carrier': True}, 'aa', True),
     ({'mac_address': 'bb', 'has_carrier': True}, 'aa', False),
-    ({'mac_address': 'bb', 'has_carrier': True}, None, True),
-    ({'mac_address': 'bb', 'has_carrier': False}, None, False),
+    ({'mac_address': 'bb', 'has_carrier': True}, None, False),
     ({'mac_address': 'bb', 'has_carrier': True, 'client_id': 'ff:00'}, None,
      False),
 ])
-def test_only_the_boot_nic_or_live_ethernet_is_pxe_enabled(interface, boot,
-                                                           expected):
+def test_only_the_boot_nic_is_pxe_enabled_as_ironic_marks_it(interface, boot,
+                                                             expected):
     assert enroll.pxe_enabled(interface, boot) is expected

@@ -16,66 +16,50 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hwbus import binding, ironic
+from hwbus import binding, ironic, lldp
 from hwbus.consumer.appliers import Applied, Context
 
 GIB = 1024 ** 3
 NAME_RE = re.compile(r'^[a-zA-Z0-9._~-]{1,255}$')
+# Ironic's [inspector] cpu_capabilities default: CPU flag → capability.
+CPU_CAPABILITIES = {'vmx': 'cpu_vt', 'svm': 'cpu_vt', 'aes': 'cpu_aes',
+                    'pse': 'cpu_hugepages', 'pdpe1gb': 'cpu_hugepages_1g',
+                    'smx': 'cpu_txt'}
+
+
 def properties_for(context: Context) -> dict[str, Any]:
-    """Ironic's scheduling properties, as its inspection would set them."""
+    """The scheduling properties Ironic's inspection hooks set (memory,
+    architecture, root-device): the same values, so that a node looks
+    the same whichever applier brought it in."""
     inv = context.inventory
     props: dict[str, Any] = {}
-    cpu = inv.get('cpu') or {}
-    if cpu.get('count'):
-        props['cpus'] = cpu['count']
-    if cpu.get('architecture'):
-        props['cpu_arch'] = cpu['architecture']
+    architecture = (inv.get('cpu') or {}).get('architecture')
+    if architecture:
+        props['cpu_arch'] = architecture
     memory = (inv.get('memory') or {}).get('physical_mb')
     if memory:
         props['memory_mb'] = memory
     root = context.plugin_data.get('root_disk') or {}
-    if root.get('size'):
+    if root.get('size', 0) // GIB:
         props['local_gb'] = max(root['size'] // GIB - 1, 0)
     return props
 
 
-def _lldp_id(value: bytes) -> str:
-    """Chassis or port ID TLV value: subtype 4/3 is a MAC, else text."""
-    subtype, rest = value[0], value[1:]
-    if subtype in (3, 4) and len(rest) == 6:
-        return ':'.join(f'{b:02x}' for b in rest)
-    return rest.decode('utf-8', 'replace')
-
-
-def lldp_link(interface: dict[str, Any],
-              plugin_data: dict[str, Any]) -> dict[str, str]:
-    """local_link_connection from one NIC's raw LLDP TLVs, if heard."""
-    tlvs = interface.get('lldp') or (plugin_data.get('lldp_raw') or {}).get(
-        interface.get('name'), [])
-    link: dict[str, str] = {}
-    for kind, hexvalue in tlvs or []:
-        try:
-            value = bytes.fromhex(hexvalue)
-        except (TypeError, ValueError):
-            continue
-        if not value:
-            continue
-        if kind == 1:
-            link['switch_id'] = _lldp_id(value)
-        elif kind == 2:
-            link['port_id'] = _lldp_id(value)
-        elif kind == 5:
-            link['switch_info'] = value.decode('utf-8', 'replace')
-    return link if 'switch_id' in link and 'port_id' in link else {}
+def capabilities_for(context: Context) -> dict[str, str]:
+    """What Ironic's cpu-capabilities and boot-mode hooks add."""
+    flags = set((context.inventory.get('cpu') or {}).get('flags') or [])
+    found = {name: 'true' for flag, name in CPU_CAPABILITIES.items()
+             if flag in flags}
+    mode = (context.inventory.get('boot') or {}).get('current_boot_mode')
+    if mode:
+        found['boot_mode'] = mode
+    return found
 
 
 def pxe_enabled(interface: dict[str, Any], boot: str | None) -> bool:
-    """The boot NIC when the ramdisk knows it; otherwise every Ethernet
-    NIC with a link (an InfiniBand port or a dead link cannot PXE)."""
-    if boot:
-        return interface.get('mac_address') == boot
-    return bool(interface.get('has_carrier')) and \
-        not interface.get('client_id')
+    """The boot NIC only, as Ironic's ports hook marks it (no port is
+    when the ramdisk does not know which NIC it booted from)."""
+    return bool(boot) and interface.get('mac_address') == boot
 
 
 class EnrollApplier:
@@ -148,14 +132,13 @@ class EnrollApplier:
             if current.get(key) != value:
                 patch.append({'op': 'add', 'path': f'/properties/{key}',
                               'value': value})
-        mode = (context.inventory.get('boot') or {}).get('current_boot_mode')
         caps = dict(c.split(':', 1) for c in str(
             current.get('capabilities') or '').split(',') if ':' in c)
-        if mode and caps.get('boot_mode') != mode:
-            caps['boot_mode'] = mode
+        merged = {**caps, **capabilities_for(context)}
+        if merged != caps:
             patch.append({'op': 'add', 'path': '/properties/capabilities',
                           'value': ','.join(f'{k}:{v}' for k, v in
-                                            sorted(caps.items()))})
+                                            merged.items())})
         extra = node.extra or {}
         serial = binding.serial_of(context.inventory)
         if serial and extra.get('system_serial') != serial:
@@ -188,7 +171,9 @@ class EnrollApplier:
                                                                 boot)}
             if interface.get('client_id'):  # InfiniBand, as Ironic wants it
                 attrs['extra'] = {'client-id': interface['client_id']}
-            link = lldp_link(interface, context.plugin_data)
+            link = lldp.api_link(
+                interface.get('lldp') or (context.plugin_data.get(
+                    'lldp_raw') or {}).get(interface.get('name')))
             if link:
                 attrs['local_link_connection'] = link
             with ironic.calling('port create'):

@@ -18,8 +18,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbus import binding, ironic
+from hwbus import binding, ironic, lldp
 from hwbus.consumer.appliers import Applied, Context
+
+
+def usable_lldp(plugin_data: dict[str, Any],
+                inventory: dict[str, Any]) -> dict[str, Any]:
+    """continue_inspection's body, with only the LLDP TLVs Ironic can
+    parse: one it cannot fails the node's whole inspection there
+    (hwbus.lldp). What was dropped is said in plugin_data's errors."""
+    inventory = dict(inventory)
+    body = dict(plugin_data)
+    dropped = 0
+    interfaces = []
+    for interface in inventory.get('interfaces') or []:
+        tlvs = interface.get('lldp')
+        if tlvs:
+            kept = lldp.usable(tlvs)
+            dropped += len(tlvs) - len(kept)
+            interface = dict(interface, lldp=kept)
+        interfaces.append(interface)
+    inventory['interfaces'] = interfaces
+    raw = plugin_data.get('lldp_raw')
+    if isinstance(raw, dict):
+        body['lldp_raw'] = {name: lldp.usable(tlvs)
+                            for name, tlvs in raw.items()}
+        dropped += sum(len(t or []) - len(body['lldp_raw'][n])
+                       for n, t in raw.items())
+    if dropped:
+        body['errors'] = [*plugin_data.get('errors', []), {
+            'collector': 'hwbus-consumer',
+            'message': f'dropped {dropped} LLDP TLVs Ironic cannot parse'}]
+    body['inventory'] = inventory
+    return body
 
 
 class InspectionApplier:
@@ -38,8 +69,7 @@ class InspectionApplier:
                 node.provision_state not in self.binding.states:
             return Applied(node=node.id, matched_by='redelivery',
                            changes=['applied by an earlier delivery'])
-        body = dict(context.plugin_data)
-        body['inventory'] = context.inventory
+        body = usable_lldp(context.plugin_data, context.inventory)
         path = '/continue_inspection'
         if node is not None:
             path += f'?node_uuid={node.id}'
