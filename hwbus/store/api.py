@@ -188,18 +188,15 @@ class Store:
         ``changed_at`` of a received boot is the applying worker's last
         sign of life; a redelivery elsewhere waits while it is recent.
         """
-        table = Credential.__table__
-        with self._connection() as connection:
-            connection.execute(
-                table.update()
-                .where(table.c.boot_id == boot_id,
-                       table.c.state == State.RECEIVED.value,
-                       table.c.message_id == message_id)
-                .values(changed_at=utcnow()))
+        self._claim(boot_id, message_id, utcnow())
 
     def release(self, boot_id: str, message_id: str) -> None:
         """The worker applying this received message gave it back to the
         queue: age its claim so that a redelivery takes over at once."""
+        self._claim(boot_id, message_id, datetime.datetime(1970, 1, 1))
+
+    def _claim(self, boot_id: str, message_id: str,
+               when: datetime.datetime) -> None:
         table = Credential.__table__
         with self._connection() as connection:
             connection.execute(
@@ -207,7 +204,7 @@ class Store:
                 .where(table.c.boot_id == boot_id,
                        table.c.state == State.RECEIVED.value,
                        table.c.message_id == message_id)
-                .values(changed_at=datetime.datetime(1970, 1, 1)))
+                .values(changed_at=when))
 
     def mark_user_deleted(self, boot_id: str) -> None:
         table = Credential.__table__
