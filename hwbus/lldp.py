@@ -25,6 +25,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
+from hwbus.errors import PermanentError
+
 CHASSIS_ID, PORT_ID, SYSTEM_NAME = 1, 2, 5
 # Port ID subtypes (IEEE 802.1AB): 1 interface alias, 2 port component,
 # 3 MAC address, 4 network address, 5 interface name, 7 locally assigned.
@@ -35,8 +37,10 @@ _CHASSIS_MAC, _CHASSIS_ADDRESS, _CHASSIS_SUBTYPES = 4, 5, range(1, 8)
 API_REQUIRED = ('switch_id', 'port_id')
 
 
-class Unusable(ValueError):
+class Unusable(PermanentError, ValueError):
     """A TLV Ironic's inspection hooks cannot parse."""
+
+    reason = 'lldp-unusable'
 
 
 def _mac(value: bytes) -> str:
