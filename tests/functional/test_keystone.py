@@ -1,6 +1,6 @@
 """Ironic behind a real Keystone, as operators run it.
 
-A real Keystone (tests/servers/keystone.py) and a real Ironic with
+A real Keystone (hwbus/localstack/keystone.py) and a real Ironic with
 ``auth_strategy = keystone`` (keystonemiddleware, the service user
 ``ironic``, the ``baremetal`` endpoints in the catalog), the real broker
 and hwbus-consumer as a process. hwbus's account is the user ``hwbus``
