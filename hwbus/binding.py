@@ -223,9 +223,9 @@ class Binding:
         target = self.target(credential)
         self._check_claims(inventory, target)
         if target.node is not None:
-            self._check_identity(inventory, target)
+            self._check_identity(inventory, target.node)
             if not redelivered:
-                self._check_state(credential, target)
+                self._check_state(credential, target.node)
         return target
 
     def refusal_for(self, mac: str) -> str | None:
@@ -304,8 +304,9 @@ class Binding:
                     f'{mac} is a port of node {owner}, '
                     f'{_which(own)}; an inventory may only carry MACs of '
                     f'its own node')
-        addresses = {normalize_address(inventory.get(key))
-                     for key in ('bmc_address', 'bmc_v6address')} - {None}
+        addresses = {a for a in (normalize_address(inventory.get(key))
+                                 for key in ('bmc_address', 'bmc_v6address'))
+                     if a}
         serial = serial_of(inventory)
         if not (addresses or serial):
             return
@@ -319,7 +320,7 @@ class Binding:
             shared = addresses & bmc_addresses_of(node)
             if shared:
                 raise BmcConflict(
-                    f'BMC address {sorted(shared)[0]} belongs to node '
+                    f'BMC address {min(shared)} belongs to node '
                     f'{node.id}, {_which(own)}')
             extra = node.extra or {}
             recorded = {extra.get('system_serial'),
@@ -329,9 +330,7 @@ class Binding:
                     f'serial number {serial!r} is that of node {node.id}, '
                     f'{_which(own)}')
 
-    def _check_identity(self, inventory: dict[str, Any],
-                        target: Target) -> None:
-        node = target.node
+    def _check_identity(self, inventory: dict[str, Any], node: Any) -> None:
         recorded = (node.extra or {}).get(IDENTITY)
         if not isinstance(recorded, dict):
             stored = stored_inventory(self.baremetal, node)
@@ -345,8 +344,7 @@ class Binding:
                 f'clear the node\'s extra/{IDENTITY} (or its stored '
                 f'inventory) and replay this dead letter')
 
-    def _check_state(self, credential: Any, target: Target) -> None:
-        node = target.node
+    def _check_state(self, credential: Any, node: Any) -> None:
         if node.provision_state not in self.states:
             raise NodeClosed(
                 f'node {node.id} is in provision state '

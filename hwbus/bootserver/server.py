@@ -82,8 +82,11 @@ class Front:
     def __init__(self, wsgi_app: Any, threads: int = 8,
                  image_threads: int = 8, send_timeout: float = 60.0,
                  max_header_size: int = 8192) -> None:
-        self.scripts = WSGIMiddleware(wsgi_app, workers=threads)
-        self.images = WSGIMiddleware(wsgi_app, workers=image_threads)
+        # a2wsgi's and Hypercorn's typed scopes describe the same ASGI
+        # dictionaries this class passes on.
+        self.scripts: Any = WSGIMiddleware(wsgi_app, workers=threads)
+        self.images: Any = WSGIMiddleware(wsgi_app,
+                                          workers=image_threads)
         self.send_timeout = send_timeout
         self.max_header_size = max_header_size
 
@@ -138,7 +141,7 @@ def serve(wsgi_app: Any, group: Any,
     """Serve until SIGTERM or SIGINT (or ``shutdown`` returns)."""
     from hypercorn.asyncio import serve as hypercorn_serve
 
-    front = Front(wsgi_app, group.threads, group.image_threads,
-                  group.send_timeout, group.max_header_size)
+    front: Any = Front(wsgi_app, group.threads, group.image_threads,
+                       group.send_timeout, group.max_header_size)
     asyncio.run(hypercorn_serve(front, make_config(group),
                                 shutdown_trigger=shutdown, mode='asgi'))

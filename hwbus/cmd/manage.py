@@ -78,7 +78,7 @@ def do_issue() -> int:
         print('hwbus-manage issue: give --mac, --node or both',
               file=sys.stderr)
         return 2
-    node = None
+    node: tuple[Any, Any] | None = None
     if CONF.command.write_node:
         # Find the node first: a credential for a node that does not
         # exist would stay live for nothing.
@@ -90,7 +90,8 @@ def do_issue() -> int:
     record = issued.credential.to_dict()
     if CONF.command.write_node:
         try:
-            _write_node(node, issued.cmdline)
+            _write_node(node or _find_node(CONF.command.node),
+                        issued.cmdline)
         except Exception:
             credentials.revoke(record['boot_id'])
             raise

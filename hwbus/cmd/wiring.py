@@ -181,11 +181,11 @@ def _from_cloud(group: Any) -> openstack.connection.Connection:
         overrides['baremetal_interface'] = group.interface
     try:
         config = sdk_config.OpenStackConfig(**files)
-        names = config.get_cloud_names()
-        if group.cloud not in names:
+        clouds = config.get_cloud_names()
+        if group.cloud not in clouds:
             raise ConfigError(
                 f'[ironic] cloud {group.cloud!r} is not in {where} '
-                f'(clouds there: {", ".join(sorted(names)) or "none"}): fix '
+                f'(clouds there: {", ".join(sorted(clouds)) or "none"}): fix '
                 f'[ironic] cloud or [ironic] clouds_yaml')
         region = config.get_one(cloud=group.cloud, **overrides)
     except sdk_exc.ConfigException as exc:

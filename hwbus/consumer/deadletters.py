@@ -11,6 +11,7 @@ broker had checked it on the way in).
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime
 import json
@@ -212,16 +213,16 @@ class DeadLetters:
             channel.close()
         return results
 
-    def list(self) -> list[Dead]:
+    def list(self) -> builtins.list[Dead]:
         return [dead for dead, _ in self._walk(lambda dead: None)]
 
-    def purge(self, match: Callable[[Dead], bool]) -> list[Dead]:
+    def purge(self, match: Callable[[Dead], bool]) -> builtins.list[Dead]:
         return [dead for dead, verdict in self._walk(
             lambda dead: 'ack' if match(dead) else None)
             if verdict == 'ack']
 
     def replay(self, match: Callable[[Dead], bool],
-               pipeline: Pipeline) -> list[tuple[Dead, Outcome]]:
+               pipeline: Pipeline) -> builtins.list[tuple[Dead, Outcome]]:
         outcomes = []
 
         def decide(dead: Dead) -> str | None:

@@ -48,7 +48,7 @@ def exposed_names(registry: Any = None) -> set[str]:
     ``_bucket``, ``_sum`` and ``_count``. Labelled metrics count before
     their first sample too (the etc/ dashboard and alert rules are
     checked against these names)."""
-    names = set()
+    names: set[str] = set()
     for family in (registry or prom.REGISTRY).collect():
         if family.samples:
             names.update(sample.name for sample in family.samples)

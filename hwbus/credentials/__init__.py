@@ -280,7 +280,7 @@ class Credentials:
         self.delete_user(credential)
         LOG.info('revoked credential for boot %s (user %s)', boot_id,
                  credential.username)
-        return self.store.get(boot_id)
+        return self.store.get(boot_id) or credential
 
     # -- sweeping -------------------------------------------------------
     def sweep(self, now: datetime.datetime | None = None,

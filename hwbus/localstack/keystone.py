@@ -257,7 +257,9 @@ class KeystoneServer:
         return found[0] if found else None
 
     def _domain_id(self) -> str:
-        return self._find('domains', DOMAIN)['id']
+        found = self._find('domains', DOMAIN)
+        assert found is not None, 'keystone-manage bootstrap made it'
+        return found['id']
 
     def role_id(self, name: str) -> str:
         role = self._find('roles', name)
@@ -291,9 +293,11 @@ class KeystoneServer:
                             {'user': body})['user']
         else:
             user = self.api('POST', '/users', {'user': body})['user']
-        for role in roles:
-            self.api('PUT', f'/projects/{self.project(project)}/users/'
-                     f'{user["id"]}/roles/{self.role_id(role)}')
+        if project:
+            project_id = self.project(project)
+            for role in roles:
+                self.api('PUT', f'/projects/{project_id}/users/'
+                         f'{user["id"]}/roles/{self.role_id(role)}')
         for role in system_roles:
             self.api('PUT', f'/system/users/{user["id"]}/roles/'
                      f'{self.role_id(role)}')

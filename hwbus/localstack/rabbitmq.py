@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import textwrap
+from typing import Any
 
 import requests
 
@@ -248,7 +249,7 @@ class RabbitMQServer:
 
     def ctl(self, *args: str, timeout: float = 120) -> str:
         """rabbitmqctl against this node, as the node's own user."""
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if self._user is not None:
             kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid,
                           extra_groups=[])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime
 import logging
 import pathlib
 import threading
+import typing
 from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
@@ -17,6 +19,11 @@ from hwbus.errors import HwbusError, TransientError
 from hwbus.store.models import Credential, Inventory, State
 
 LOG = logging.getLogger(__name__)
+
+
+def _credentials_table() -> sa.Table:
+    """The credentials table, for Core statements on the hot path."""
+    return typing.cast(sa.Table, Credential.__table__)
 
 
 class StoreUnavailable(TransientError):
@@ -59,7 +66,7 @@ class Store:
             self._lock = threading.RLock()
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
-            self._lock = contextlib.nullcontext()
+            self._lock = contextlib.nullcontext()  # type: ignore[assignment]
         self._sessions = orm.sessionmaker(self.engine,
                                           expire_on_commit=False)
         if auto_upgrade:
@@ -172,7 +179,7 @@ class Store:
             values['user_deleted_at'] = now
         if node is not None:
             values['node'] = node
-        table = Credential.__table__
+        table = _credentials_table()
         # Core, not the ORM: this runs twice per message on the hot path.
         with self._connection() as connection:
             result = connection.execute(
@@ -197,7 +204,7 @@ class Store:
 
     def _claim(self, boot_id: str, message_id: str,
                when: datetime.datetime) -> None:
-        table = Credential.__table__
+        table = _credentials_table()
         with self._connection() as connection:
             connection.execute(
                 table.update()
@@ -207,7 +214,7 @@ class Store:
                 .values(changed_at=when))
 
     def mark_user_deleted(self, boot_id: str) -> None:
-        table = Credential.__table__
+        table = _credentials_table()
         with self._connection() as connection:
             connection.execute(
                 table.update()
@@ -240,7 +247,7 @@ class Store:
     def list(self, states: Iterable[State] | None = None,
              mac: str | None = None, node: str | None = None,
              issued_by: str | None = None, limit: int = 1000,
-             oldest_first: bool = False) -> list[Credential]:
+             oldest_first: bool = False) -> builtins.list[Credential]:
         """Newest first, unless ``oldest_first``."""
         order = Credential.created_at if oldest_first else \
             Credential.created_at.desc()
@@ -258,7 +265,7 @@ class Store:
             return list(session.scalars(query.limit(limit)))
 
     def expired(self, now: datetime.datetime | None = None,
-                limit: int = 1000) -> list[Credential]:
+                limit: int = 1000) -> builtins.list[Credential]:
         """Issued credentials whose expiry has passed."""
         now = now or utcnow()
         with self.session() as session:
@@ -275,7 +282,7 @@ class Store:
                 sa.select(sa.func.min(Credential.expires_at))
                 .where(Credential.state == State.ISSUED.value))
 
-    def user_not_deleted(self, limit: int = 1000) -> list[Credential]:
+    def user_not_deleted(self, limit: int = 1000) -> builtins.list[Credential]:
         """Credentials past ``issued`` whose broker user may linger.
 
         A consumer or operator that crashed between the state change and
@@ -295,7 +302,7 @@ class Store:
         if issued_by:
             query = query.where(Credential.issued_by == issued_by)
         with self.session() as session:
-            return session.scalar(query)
+            return session.scalar(query) or 0
 
     def live_usernames(self) -> set[str]:
         with self.session() as session:

@@ -13,6 +13,7 @@ context twice must change nothing the second time.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any, Protocol
 
 from stevedore import driver
@@ -73,7 +74,7 @@ class Applier(Protocol):
 def load(names: list[str], settings: dict[str, Any],
          connection: Any) -> list[Applier]:
     """The appliers by entry-point name, each with its own settings."""
-    return [driver.DriverManager(NAMESPACE, name, invoke_on_load=True,
-                                 invoke_args=(settings.get(name),
-                                              connection)).driver
+    return [typing.cast(Applier, driver.DriverManager(
+                NAMESPACE, name, invoke_on_load=True,
+                invoke_args=(settings.get(name), connection)).driver)
             for name in names]

@@ -33,7 +33,7 @@ _FIELD_RE = re.compile(r'^([^:]+?)\s*:\s*(.*)$')
 
 def parse_lan_print(text: str) -> dict[str, str]:
     """``ipmitool lan print`` as {"IP Address": "10.0.0.5", ...}."""
-    fields = {}
+    fields: dict[str, str] = {}
     for line in text.splitlines():
         match = _FIELD_RE.match(line)
         if match and not line.startswith(' '):
@@ -111,7 +111,7 @@ def collect(root: SystemRoot, options: Options) -> Contribution:
 
     inventory: dict[str, Any] = {
         'bmc_address': _v4(fields),
-        'bmc_v6address': (global_v6 or v6 or [None])[0],
+        'bmc_v6address': next(iter(global_v6 or v6), None),
         'bmc_mac': macs.parse_nic(fields.get('MAC Address')),
     }
     vlan = fields.get('802.1q VLAN ID', '')

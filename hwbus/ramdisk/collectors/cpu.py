@@ -30,7 +30,8 @@ _VENDOR_KEYS = ('vendor_id', 'CPU implementer', 'mvendorid')
 
 def parse_cpuinfo(text: str) -> list[dict[str, str]]:
     """One dict per blank-line separated block of /proc/cpuinfo."""
-    blocks, current = [], {}
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
             if current:
@@ -83,7 +84,7 @@ def _mhz(root: SystemRoot, name: str) -> float | None:
 def collect(root: SystemRoot, options: Options) -> Contribution:
     """The inventory ``cpu`` and plugin_data ``cpu_topology``."""
     blocks = parse_cpuinfo(root.read('/proc/cpuinfo') or '')
-    errors = []
+    errors: list[str] = []
     online = parse_cpulist(root.read(f'{_CPU_DIR}/online'))
     if not online:
         online = [int(m.group(1)) for name in root.listdir(_CPU_DIR)

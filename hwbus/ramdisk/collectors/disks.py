@@ -89,7 +89,7 @@ def _by_path(root: SystemRoot, udev: dict[str, str],
 
 
 def _by_path_links(root: SystemRoot) -> dict[str, str]:
-    links = {}
+    links: dict[str, str] = {}
     for entry in root.listdir('/dev/disk/by-path'):
         target = root.readlink(f'/dev/disk/by-path/{entry}')
         if target and '-part' not in entry:

@@ -164,7 +164,7 @@ def _describe(root: SystemRoot, name: str, facts: dict[str, Any],
     interface = {
         'name': name,
         'mac_address': mac,
-        'ipv4_address': (ips.get('ipv4') or [None])[0],
+        'ipv4_address': next(iter(ips.get('ipv4') or []), None),
         'ipv6_address': _pick_ipv6(ips.get('ipv6') or []),
         'has_carrier': carrier,
         'lldp': None,
@@ -185,7 +185,9 @@ def collect(root: SystemRoot, options: Options) -> Contribution:
     names = [n for n in root.listdir(_NET) if n != 'lo']
     facts = root.probe('ethtool', lambda: ethtool.query(names)) or {}
     addresses = root.probe('net_if_addrs', _addresses) or {}
-    interfaces, nics, state = [], [], {}
+    interfaces: list[dict[str, Any]] = []
+    nics: list[dict[str, Any]] = []
+    state: dict[str, Any] = {}
     for name in names:
         interface, nic = _describe(root, name, facts.get(name, {}),
                                    addresses.get(name, {}), options, state)

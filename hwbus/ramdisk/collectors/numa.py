@@ -52,10 +52,11 @@ def collect(root: SystemRoot, options: Options) -> Contribution:
         slot = pci_bus.slot_of(root, f'/sys/class/net/{name}/device')
         if slot is None:
             continue
-        node = to_int(root.read(f'/sys/bus/pci/devices/{slot}/numa_node'))
-        if node is not None and node >= 0:
-            nics.append({'name': name, 'numa_node': node})
-        elif node is not None and len(nodes) == 1:
+        nic_node = to_int(
+            root.read(f'/sys/bus/pci/devices/{slot}/numa_node'))
+        if nic_node is not None and nic_node >= 0:
+            nics.append({'name': name, 'numa_node': nic_node})
+        elif nic_node is not None and len(nodes) == 1:
             # Single-node machines report -1: the NIC is on node 0.
             nics.append({'name': name, 'numa_node': nodes[0]})
     return Contribution(plugin_data={'numa_topology': {

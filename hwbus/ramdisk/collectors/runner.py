@@ -131,7 +131,7 @@ def _quarantine(document: dict[str, Any],
         if len(path) < 2 or path[0] not in ('inventory', 'plugin_data'):
             continue
         where = '/'.join(str(p) for p in path)
-        broken.setdefault((path[0], path[1]), []).append(
+        broken.setdefault((str(path[0]), str(path[1])), []).append(
             f'{where}: {message}')
     for (section, key), found in broken.items():
         document['plugin_data']['errors'].append({
@@ -182,7 +182,8 @@ def collect(root: SystemRoot, options: Options | None = None,
 
     document = inventory.empty_document()
     errors = document['plugin_data']['errors']
-    durations, owners = {}, {}
+    durations: dict[str, float] = {}
+    owners: dict[tuple[str, str], str] = {}
     for run in runs:
         if run.is_alive():
             errors.append({'collector': run.collector,
@@ -190,9 +191,9 @@ def collect(root: SystemRoot, options: Options | None = None,
                                       f'{until - started:.0f} s'})
             continue
         durations[run.collector] = round(run.elapsed * 1000, 1)
-        if run.error:
+        if run.error or run.result is None:
             errors.append({'collector': run.collector,
-                           'message': run.error[:4096]})
+                           'message': (run.error or 'no result')[:4096]})
             continue
         _merge(document, run.result, run.collector, owners)
         errors.extend({'collector': run.collector, 'message': m[:4096]}
