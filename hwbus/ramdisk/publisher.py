@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import ssl
 import time
 import urllib.parse
@@ -21,7 +20,7 @@ from collections.abc import Callable, Sequence
 import pika
 import pika.exceptions as pe
 
-from hwbus import bootparams, keys
+from hwbus import backoff, bootparams, keys
 from hwbus.envelope import Sealed
 from hwbus.errors import PermanentError, TransientError
 
@@ -174,9 +173,7 @@ def publish(sealed: Sealed, params: bootparams.BootParams,
                 LOG.error('publish refused by %s: %s', shown, why)
                 raise Refused(why) from None
             remaining = end - clock()
-            delay = min(MAX_BACKOFF, 0.5 * 2 ** min(attempt - 1, 8))
-            jitter = random.uniform(0.5, 1.0)  # noqa: S311 - not crypto
-            delay = min(delay * jitter, remaining)
+            delay = min(backoff.delay(attempt, cap=MAX_BACKOFF), remaining)
             if remaining <= 0:
                 raise DeadlineExceeded(
                     f'no broker confirmed the message within {deadline:g} s '
