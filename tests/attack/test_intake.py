@@ -286,21 +286,19 @@ def test_expiry_is_the_consumers_clock_not_the_senders(stack, figure):
            next_good_s=next_good)
 
 
-def test_one_credential_floods_nothing_past_its_first_message(stack,
-                                                              figure):
-    """Messages of ~1 MiB as fast as the broker takes them: the first one
-    the consumer sees ends the credential and its connection."""
-    issued = stack.issue()
-    body = os.urandom(1000 * 1024)
-    props = boots.signed_properties(issued, body)
+def _flood(issued, body: bytes, props: dict,
+           most: int | None = None) -> tuple[int, int]:
+    """Publish as fast as the broker confirms, for up to 60 s (or ``most``
+    messages): (attempts, confirmed)."""
     connection = pika.BlockingConnection(pika.URLParameters(
         issued.params.connection_urls()[0]))
     channel = connection.channel()
     channel.confirm_delivery()
-    accepted = attempts = 0
+    attempts = accepted = 0
     started = time.monotonic()
     try:
-        while time.monotonic() - started < 60:
+        while time.monotonic() - started < 60 and \
+                (most is None or attempts < most):
             attempts += 1
             channel.basic_publish('hwbus.inventory',
                                   f'inventory.{issued.params.user}', body,
@@ -311,6 +309,18 @@ def test_one_credential_floods_nothing_past_its_first_message(stack,
     finally:
         if connection.is_open:
             connection.close()
+    return attempts, accepted
+
+
+def test_one_credential_floods_nothing_past_its_first_message(stack,
+                                                              figure):
+    """Messages of ~1 MiB as fast as the broker takes them: the first one
+    the consumer sees ends the credential and its connection."""
+    issued = stack.issue()
+    body = os.urandom(1000 * 1024)
+    props = boots.signed_properties(issued, body)
+    started = time.monotonic()
+    attempts, accepted = _flood(issued, body, props)
     cut_s = round(time.monotonic() - started, 2)
     next_good = stack.good_boot(started)
     dead = stack.dead(accepted, timeout=120)
@@ -475,24 +485,8 @@ def test_a_flood_without_user_id_ends_its_credential_and_keeps_no_bodies(
     body = os.urandom(500 * 1024)
     props = boots.signed_properties(issued, body)
     del props['user_id']
-    connection = pika.BlockingConnection(pika.URLParameters(
-        issued.params.connection_urls()[0]))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    attempts = accepted = 0
     started = time.monotonic()
-    try:
-        while time.monotonic() - started < 60 and attempts < 200:
-            attempts += 1
-            channel.basic_publish('hwbus.inventory',
-                                  f'inventory.{issued.params.user}', body,
-                                  pika.BasicProperties(**props))
-            accepted += 1
-    except pika.exceptions.AMQPError:
-        pass
-    finally:
-        if connection.is_open:
-            connection.close()
+    attempts, accepted = _flood(issued, body, props, most=200)
     next_good = stack.good_boot(started)
     wait_for(lambda: boots.depth(stack.broker, QUEUE) == 0, 60, 'drained')
     dead = boots.get_all(stack.broker, DEAD)
