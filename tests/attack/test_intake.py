@@ -329,10 +329,11 @@ def test_one_credential_floods_nothing_past_its_first_message(stack,
     # Every message the broker took is kept, with its reason (one may
     # have been taken without its confirm reaching the attacker).
     assert accepted <= len(dead) <= attempts
-    # The first is refused for what it is and ends the credential; the
-    # rest for the credential being gone.
+    # The first ones are refused for what they are (the workers take a
+    # few at once, before the first refusal ends the credential: at most
+    # the prefetch, 8 here); the rest for the credential being gone.
     reasons = [p.headers['x-hwbus-dead-reason'] for p, _ in dead]
-    assert reasons.count('malformed') == 1
+    assert 1 <= reasons.count('malformed') <= 8
     assert set(reasons) <= {'malformed', 'revoked'}
     assert stack.store.get(issued.credential.boot_id).state == 'revoked'
     figure(attack=f'flood from one credential (cut after {cut_s} s)',
