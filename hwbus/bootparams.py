@@ -8,6 +8,7 @@ the x86 kernel command line holds 2048 bytes.
     hwbus.boot=ID hwbus.key=SEED [hwbus.ca=DER-B64URL|/path.pem]
     [hwbus.after=poweroff|reboot|agent|none] [hwbus.deadline=SECONDS]
     [hwbus.exchange=NAME] [hwbus.lldp=SECONDS]
+    [hwbus.bmc=create|keep hwbus.seal=X25519-PUBLIC-B64URL]
 
 Further URLs may leave out the user and password; they take the first's.
 """
@@ -22,6 +23,9 @@ from hwbus.errors import PermanentError
 
 PREFIX = 'hwbus.'
 AFTER_ACTIONS = ('poweroff', 'reboot', 'agent', 'none')
+# create: create the hwbus BMC user, or give the existing one a new
+# password, and send it sealed; keep: only report the existing user.
+BMC_MODES = ('create', 'keep')
 MAX_CMDLINE = 2048
 
 
@@ -39,6 +43,8 @@ class BootParams:
     deadline: float = 900.0
     exchange: str = 'hwbus.inventory'
     lldp: float = 0.0
+    bmc: str | None = None
+    seal: str | None = None
 
     @property
     def user(self) -> str:
@@ -56,6 +62,10 @@ class BootParams:
             words.append(f'{PREFIX}exchange={self.exchange}')
         if self.lldp:
             words.append(f'{PREFIX}lldp={self.lldp:g}')
+        if self.bmc:
+            words.append(f'{PREFIX}bmc={self.bmc}')
+        if self.seal:
+            words.append(f'{PREFIX}seal={self.seal}')
         return ' '.join(words)
 
     def connection_urls(self) -> list[str]:
@@ -122,8 +132,11 @@ def parse(cmdline: str) -> BootParams:
     except ValueError:
         raise BadBootParams(f'{PREFIX}deadline and {PREFIX}lldp are '
                             f'seconds') from None
+    # Checked by the ramdisk's BMC step, which records what is wrong with
+    # them and still sends the inventory.
+    bmc, seal = values.get('bmc') or None, values.get('seal') or None
     return BootParams(urls=urls, boot_id=values['boot'], key=values['key'],
                       ca=values.get('ca') or None, after=after,
                       deadline=deadline,
                       exchange=values.get('exchange', 'hwbus.inventory'),
-                      lldp=lldp)
+                      lldp=lldp, bmc=bmc, seal=seal)

@@ -2,7 +2,9 @@
 
 The body is canonical JSON (UTF-8, sorted keys, no insignificant white
 space) of ``{version, boot_id, collected_at, nonce, inventory,
-plugin_data}`` and, for a failed collection, ``error``; it may be gzipped.
+plugin_data}`` and, for a failed collection, ``error``, and, when the
+ramdisk minted secrets, ``sealed`` ({purpose: blob}, hwbus.sealing); it
+may be gzipped.
 The Ed25519 signature covers the exact bytes on the wire, so the consumer
 checks it *before* decompressing or parsing anything: an unauthenticated
 sender cannot make it inflate a compression bomb or walk a hostile JSON
@@ -29,7 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from hwbus import keys
+from hwbus import keys, sealing
 from hwbus.errors import PermanentError
 
 VERSION = 1
@@ -119,7 +121,8 @@ class Sealed:
 def seal(*, boot_id: str, user: str, key: ed25519.Ed25519PrivateKey,
          inventory: Mapping[str, Any], plugin_data: Mapping[str, Any],
          error: Mapping[str, Any] | None = None, compress: bool = True,
-         max_size: int = MAX_SIZE, now: float | None = None) -> Sealed:
+         max_size: int = MAX_SIZE, now: float | None = None,
+         sealed: Mapping[str, Any] | None = None) -> Sealed:
     """Sign a document for the per-boot ``user``.
 
     :raises Oversize: the canonical body exceeds max_size; the caller
@@ -136,6 +139,8 @@ def seal(*, boot_id: str, user: str, key: ed25519.Ed25519PrivateKey,
     }
     if error is not None:
         document['error'] = dict(error)
+    if sealed:
+        document['sealed'] = dict(sealed)
     body = canonical(document)
     if len(body) > max_size:
         raise Oversize(f'the document has {len(body)} bytes, more than the '
@@ -193,6 +198,11 @@ class Opened:
     @property
     def error(self) -> dict[str, Any] | None:
         return self.document.get('error')
+
+    @property
+    def sealed(self) -> dict[str, Any]:
+        """{purpose: blob}: secrets only the consumer's key opens."""
+        return self.document.get('sealed') or {}
 
 
 def read_header(properties: Mapping[str, Any]) -> Header:
@@ -293,7 +303,24 @@ def decode(header: Header, body: bytes,
             raise Malformed(f'{key} is not a {kind.__name__}')
     if not isinstance(document.get('error', {}), dict):
         raise Malformed('error is not an object')
+    extra = set(document) - set(REQUIRED) - {'error', 'sealed'}
+    if extra:
+        raise Malformed(f'the body has unknown fields: '
+                        f'{", ".join(sorted(extra)[:5])[:200]}')
+    _check_sealed(document.get('sealed', {}))
     return document
+
+
+def _check_sealed(sealed: Any) -> None:
+    if not isinstance(sealed, dict):
+        raise Malformed('sealed is not an object')
+    for purpose, blob in sealed.items():
+        if purpose not in sealing.PURPOSES:
+            raise Malformed(f'sealed holds an unknown purpose '
+                            f'{purpose[:40]!r}')
+        why = sealing.check_form(blob)
+        if why:
+            raise Malformed(why)
 
 
 def _shallow(document: Any, limit: int) -> bool:
