@@ -34,7 +34,7 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
-from hwbus import ironic
+from hwbus import bmc, ironic
 from hwbus.errors import PermanentError, TransientError
 
 LOG = logging.getLogger(__name__)
@@ -249,6 +249,26 @@ class Binding:
             return None
         return (f'{mac} is a port of node {node.id} (provision state '
                 f'"{node.provision_state}"), which does not await discovery')
+
+    def bmc_mode_for(self, mac: str, account: str,
+                     rotate: bool) -> str | None:
+        """hwbus.bmc= for a boot of ``mac`` (hwbus.bmc.issue_mode on the
+        node owning it). When Ironic cannot answer, the machine is taken
+        as new ("create"): the consumer then writes the new password to
+        the node and records it, so nothing changes unseen."""
+        if account != bmc.CREATE:
+            return None
+        node = None
+        try:
+            owner = self._owner(mac)
+            if owner is not None:
+                with ironic.calling('node get'):
+                    node = self.baremetal.get_node(owner)
+        except TransientError as exc:
+            LOG.warning('could not ask Ironic whether %s has BMC '
+                        'credentials (%s); a new BMC password is minted',
+                        mac, exc)
+        return bmc.issue_mode(account, rotate, node)
 
     # -- the target -----------------------------------------------------
     def target(self, credential: Any) -> Target:

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hwbus import keys
-from hwbus.errors import PermanentError
+from hwbus.errors import HwbusError, PermanentError
 
 VERSION = 1
 SUITE = b'hwbus-seal-v1 x25519 hkdf-sha256 chacha20poly1305'
@@ -55,6 +55,12 @@ class SealError(PermanentError):
     never carries any part of the secret."""
 
     reason = 'sealed-secret'
+
+
+class SealConfigError(HwbusError):
+    """[sealing] names a key that cannot be used (raised at start-up)."""
+
+    reason = 'sealing-config'
 
 
 def new_private_key() -> x25519.X25519PrivateKey:

@@ -38,8 +38,30 @@ def escape(value: object, limit: int | None = None) -> str:
     return _UNSAFE.sub(_escape_one, text)
 
 
+# A password in the request bodies libraries log at DEBUG (keystoneauth
+# logs every request as a curl line): a JSON member whose name holds
+# "password", or a JSON-patch operation on such a path.
+_SECRET_MEMBER = re.compile(
+    r'("[^"]*password[^"]*"\s*:\s*)"(?:[^"\\]|\\.)*"', re.I)
+_SECRET_PATCH = re.compile(
+    r'("path"\s*:\s*"[^"]*password[^"]*"\s*,\s*"value"\s*:\s*)'
+    r'"(?:[^"\\]|\\.)*"', re.I)
+_SECRET_WORD = re.compile(r'(password=)[^\s&\'"]+', re.I)
+
+
+def redact(text: str) -> str:
+    """``text`` with password values replaced by ``***``."""
+    if 'assword' not in text and 'ASSWORD' not in text:
+        return text
+    text = _SECRET_PATCH.sub(r'\1"***"', text)
+    text = _SECRET_MEMBER.sub(r'\1"***"', text)
+    return _SECRET_WORD.sub(r'\1***', text)
+
+
 class OneLineFilter(logging.Filter):
-    """Render each record's message once, escaped, so it stays one line.
+    """Render each record's message once, escaped, so it stays one line,
+    and with password values masked (defence in depth: hwbus never logs
+    one, libraries at DEBUG may).
 
     Tracebacks are kept (oslo.log prefixes each of their lines with the
     time and level, so they cannot pass for a record of their own).
@@ -47,8 +69,11 @@ class OneLineFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _UNSAFE.search(message):
-            record.msg = escape(message)
+        masked = redact(message)
+        if _UNSAFE.search(masked):
+            masked = escape(masked)
+        if masked != message:
+            record.msg = masked
             record.args = None
         return True
 

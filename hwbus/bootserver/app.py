@@ -86,13 +86,15 @@ def missing_images(group: Any) -> list[str]:
 def create_app(credentials: Credentials, settings: Any,
                limiter: Limiter | None = None,
                refusal_for: Callable[[str], str | None] | None = None,
+               bmc_mode_for: Callable[[str], str | None] | None = None,
                ) -> flask.Flask:
     """The application; ``settings`` holds the [bootserver] and [ramdisk]
     values (``settings.bootserver.port``...: hwbus.cmd.wiring.plain).
 
     ``refusal_for(mac)`` says why a MAC must not get a credential (the
     binding rule asks Ironic: hwbus.binding.Binding.refusal_for), None
-    when it may.
+    when it may. ``bmc_mode_for(mac)`` is the boot's hwbus.bmc= (None:
+    leave the BMC alone; hwbus.binding.Binding.bmc_mode_for).
     """
     group = settings.bootserver
     limiter = limiter or Limiter.from_settings(group)
@@ -134,7 +136,9 @@ def create_app(credentials: Credentials, settings: Any,
                                        issued_by=BOOTSERVER,
                                        lldp=settings.ramdisk.lldp_timeout,
                                        per_mac=group.per_mac_outstanding,
-                                       client=client)
+                                       client=client,
+                                       bmc=bmc_mode_for(mac) if bmc_mode_for
+                                       else None)
         except HwbusError as exc:
             status = {'too-many-for-mac': 429, 'broker-unavailable': 503,
                       'store-unavailable': 503}.get(exc.reason, 500)

@@ -14,9 +14,12 @@ from __future__ import annotations
 import resource
 import sys
 import types
+from collections.abc import Callable
+from typing import Any
 
 from oslo_log import log
 
+from hwbus import bmc
 from hwbus.bootserver import server
 from hwbus.bootserver.app import create_app, missing_images
 from hwbus.cmd import guarded, setup_service, wiring
@@ -38,6 +41,20 @@ def _raise_file_limit() -> int:
     return soft
 
 
+def _bmc_policy(group: Any, rule: Any) -> Callable[[str], str | None]:
+    """hwbus.bmc= per MAC: [bmc] account and rotate, asking Ironic
+    whether the MAC's node holds credentials when [bootserver]
+    check_ironic allows it."""
+    account, rotate = group.account, group.rotate
+
+    def mode_for(mac: str) -> str | None:
+        if rule is None:
+            return bmc.issue_mode(account, rotate, None)
+        return rule.bmc_mode_for(mac, account, rotate)
+
+    return mode_for
+
+
 @guarded
 def main(argv: list[str] | None = None) -> int:
     conf = setup_service(argv)
@@ -45,12 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     if bool(group.cert_file) != bool(group.key_file):
         LOG.error('[bootserver] cert_file and key_file go together')
         return 2
-    refusal_for = None
+    credentials = wiring.credentials()
+    if conf.bmc.account != 'off' and credentials.seal_key is None:
+        LOG.error('[bmc] account = %s needs the consumer\'s sealing key: set '
+                  '[sealing] public_key or private_key_file ("hwbus-manage '
+                  'seal-key create")', conf.bmc.account)
+        return 2
+    rule = None
     if group.check_ironic:
         from hwbus import binding
 
-        refusal_for = binding.Binding(wiring.ironic_connection(),
-                                      ()).refusal_for
+        rule = binding.Binding(wiring.ironic_connection(), ())
     else:
         LOG.warning('[bootserver] check_ironic is off: credentials are '
                     'issued for MACs of nodes in use too (the consumer '
@@ -63,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                     ', '.join(missing), group.image_dir)
     settings = types.SimpleNamespace(bootserver=group,
                                      ramdisk=wiring.plain(conf.ramdisk))
-    app = create_app(wiring.credentials(), settings, refusal_for=refusal_for)
+    app = create_app(credentials, settings,
+                     refusal_for=rule.refusal_for if rule else None,
+                     bmc_mode_for=_bmc_policy(conf.bmc, rule))
     files = _raise_file_limit()
     LOG.info('hwbus-bootserver listening on %s://%s:%d (request heads: '
              '%d bytes within %.0f s; %d + %d image threads; %d open '

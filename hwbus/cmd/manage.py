@@ -4,7 +4,8 @@
     hwbus-manage db upgrade|version
     hwbus-manage setup-broker [--print-definitions]
     hwbus-manage issue --mac M [--node N] [--ttl 30m]
-                       [--format cmdline|ipxe|json]
+                       [--bmc create|keep|off] [--format cmdline|ipxe|json]
+    hwbus-manage seal-key create --output FILE | show
     hwbus-manage credentials list|revoke BOOT_ID|sweep
     hwbus-manage replay --node N | history --node N
     hwbus-manage dead list|show ID|replay [ID|--reason R|--all]|purge [...]
@@ -17,6 +18,7 @@ standard output, for the machine that boots; they never reach the log.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -86,7 +88,7 @@ def do_issue() -> int:
     issued = credentials.issue(
         mac=CONF.command.mac, node=CONF.command.node, ttl=ttl,
         after=CONF.command.after or CONF.ramdisk.after,
-        lldp=CONF.ramdisk.lldp_timeout)
+        lldp=CONF.ramdisk.lldp_timeout, bmc=_bmc_mode(node))
     record = issued.credential.to_dict()
     if CONF.command.write_node:
         try:
@@ -109,6 +111,62 @@ def do_issue() -> int:
     else:
         print(json.dumps({**record, 'kernel_params': issued.cmdline},
                          indent=2))
+    return 0
+
+
+def _bmc_mode(found: tuple[Any, Any] | None) -> str | None:
+    """hwbus.bmc= for this boot: --bmc, else [bmc] account with the
+    rotation rule applied to the node (--node, or the node owning
+    --mac)."""
+    from hwbus import binding, bmc
+
+    asked = CONF.command.bmc
+    if asked is not None:
+        return None if asked == 'off' else asked
+    account, rotate = CONF.bmc.account, CONF.bmc.rotate
+    if account == 'off':
+        return None
+    if CONF.command.node:
+        node = (found or _find_node(CONF.command.node))[1]
+        return bmc.issue_mode(account, rotate, node)
+    from hwbus.credentials import normalize_mac
+
+    rule = binding.Binding(wiring.ironic_connection(), ())
+    return rule.bmc_mode_for(normalize_mac(CONF.command.mac), account,
+                             rotate)
+
+
+def do_seal_key() -> int:
+    """Create the consumer's sealing key, or print its public half."""
+    from hwbus import keys, sealing
+
+    if CONF.command.action == 'create':
+        path = CONF.command.output
+        if not path:
+            print('hwbus-manage seal-key create: give --output FILE (then '
+                  'set [sealing] private_key_file to it)', file=sys.stderr)
+            return 2
+        key = sealing.new_private_key()
+        try:
+            # O_EXCL: never overwrite a key that sealed secrets still open
+            # with; 0600: the consumer's secret.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            print(f'hwbus-manage seal-key create: {path} exists; a key in '
+                  f'use is never overwritten (rotate: create a new file, '
+                  f'move the old one to [sealing] previous_key_files)',
+                  file=sys.stderr)
+            return 1
+        with os.fdopen(fd, 'wb') as f:
+            f.write(sealing.private_pem(key))
+        print(keys.b64encode(sealing.public_bytes(key)))
+        return 0
+    public = wiring.seal_public()
+    if public is None:
+        print('hwbus-manage seal-key show: no key: set [sealing] '
+              'private_key_file or public_key', file=sys.stderr)
+        return 1
+    print(keys.b64encode(public))
     return 0
 
 
@@ -365,7 +423,21 @@ def add_command_parsers(subparsers: Any) -> None:
                             'driver_info/kernel_append_params instead of '
                             'printing them, so that Ironic\'s own '
                             'inspection boots the hwbus ramdisk')
+    issue.add_argument('--bmc', choices=['create', 'keep', 'off'],
+                       help='the BMC user for this boot (default: [bmc] '
+                            'account, keeping the credentials of a node '
+                            'that has some unless [bmc] rotate)')
     issue.set_defaults(func=do_issue)
+
+    seal = subparsers.add_parser(
+        'seal-key', help='the consumer\'s X25519 key that BMC passwords are '
+                         'sealed to')
+    seal.add_argument('action', choices=['create', 'show'],
+                      help='create: write a new private key (mode 0600) '
+                           'and print its public key; show: print the '
+                           'public key of [sealing]')
+    seal.add_argument('--output', help='file for the new private key')
+    seal.set_defaults(func=do_seal_key)
 
     creds = subparsers.add_parser('credentials', help='per-boot credentials')
     actions = creds.add_subparsers(dest='action', required=True)

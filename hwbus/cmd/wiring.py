@@ -24,7 +24,7 @@ from keystoneauth1 import loading
 from openstack import config as sdk_config
 from openstack import exceptions as sdk_exc
 
-from hwbus import ironic, keys
+from hwbus import ironic, keys, sealing
 from hwbus.broker.management import Management
 from hwbus.broker.topology import Topology
 from hwbus.conf import CONF
@@ -89,7 +89,50 @@ def credentials(conf: Any = CONF, store_: Store | None = None) -> Credentials:
         conf.broker.public_urls, ca=broker_ca(conf),
         max_connections=group.max_connections,
         max_outstanding=group.max_outstanding,
-        publish_deadline=group.publish_deadline)
+        publish_deadline=group.publish_deadline,
+        seal_key=seal_public(conf))
+
+
+# -- sealed secrets ----------------------------------------------------------
+def seal_public(conf: Any = CONF) -> bytes | None:
+    """The public key boots seal secrets to: [sealing] public_key, else
+    the public half of private_key_file when this process can read it
+    (None when neither: issuing a BMC account then fails, saying so)."""
+    group = conf.sealing
+    if group.public_key:
+        try:
+            return sealing.load_public(group.public_key)
+        except sealing.SealError as exc:
+            raise sealing.SealConfigError(
+                f'[sealing] public_key: {exc}') from None
+    if group.private_key_file and os.access(group.private_key_file, os.R_OK):
+        return sealing.public_bytes(_private_key(group.private_key_file))
+    return None
+
+
+def seal_keyring(conf: Any = CONF) -> list[Any]:
+    """The consumer's private keys, current first ([sealing]
+    private_key_file, previous_key_files); unreadable ones are a
+    configuration error naming the option."""
+    group = conf.sealing
+    files = ([group.private_key_file] if group.private_key_file else []) + \
+        list(group.previous_key_files)
+    return [_private_key(path) for path in files]
+
+
+def _private_key(path: str) -> Any:
+    try:
+        with open(path, 'rb') as f:
+            data = f.read(64 * 1024)
+    except OSError as exc:
+        raise sealing.SealConfigError(
+            f'[sealing] key file {path}: {exc.strerror}; create one with '
+            f'"hwbus-manage seal-key create --output {path}"') from None
+    try:
+        return sealing.load_private_pem(data)
+    except sealing.SealError as exc:
+        raise sealing.SealConfigError(
+            f'[sealing] key file {path}: {exc}') from None
 
 
 def consumer_urls(conf: Any = CONF) -> list[str]:
@@ -219,14 +262,20 @@ def pipeline(conf: Any = CONF, credentials_: Credentials | None = None,
                                   connection),
                     observers=watching,
                     max_size=conf.broker.max_message_size,
-                    apply_lease=conf.consumer.apply_lease)
+                    apply_lease=conf.consumer.apply_lease,
+                    keyring=seal_keyring(conf))
 
 
 def applier_settings(conf: Any, names: list[str]) -> dict[str, Any]:
     """Each applier's option group by its name ([enroll], [inspection],
-    or a site applier's own), as plain values."""
-    return {name: plain(conf[name]) if name in conf else None
-            for name in names}
+    or a site applier's own), as plain values, with [bmc] as ``.bmc``."""
+    result: dict[str, Any] = {}
+    for name in names:
+        settings = plain(conf[name]) if name in conf else None
+        if settings is not None:
+            settings.bmc = plain(conf.bmc)
+        result[name] = settings
+    return result
 
 
 def consumer_settings(conf: Any = CONF) -> Any:

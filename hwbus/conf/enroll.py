@@ -20,7 +20,23 @@ OPTS = [
                      'in "inspect wait", or enrolled by discovery and '
                      'still in "enroll".'),
     cfg.StrOpt('driver', default='ipmi',
-               help='Hardware type of created nodes.'),
+               help='Hardware type of created nodes; "auto" is redfish '
+                    'when the machine reports a Redfish host interface '
+                    '(SMBIOS type 42), else ipmi. With a BMC account '
+                    '([bmc] account) a node gets its credentials in the '
+                    'fields its hardware type reads (ipmi_* or '
+                    'redfish_*).'),
+    cfg.BoolOpt('manage', default=False,
+                help='Move a node that discovery enrolled and gave BMC '
+                     'credentials to "manageable": Ironic then checks '
+                     'power control through the BMC. The result (or '
+                     'Ironic\'s last_error) is in the node\'s history '
+                     'and notifications; a failure leaves the node in '
+                     '"enroll" and the inventory applied.'),
+    cfg.IntOpt('manage_timeout', default=120, min=0,
+               help='Seconds to wait for Ironic\'s verdict on "manage" '
+                    'before recording it as still verifying; 0 does not '
+                    'wait.'),
     cfg.StrOpt('resource_class',
                help='Resource class of created nodes; unset leaves it '
                     'empty.'),

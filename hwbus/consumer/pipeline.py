@@ -1,7 +1,8 @@
 """One message, from wire bytes to Ironic, in the design's order.
 
 size → properties → credential by ``user_id`` → signature → expiry →
-state transition → revoke → schema → MAC binding → appliers → applied.
+state transition → revoke → schema → MAC binding → sealed secrets →
+appliers → applied.
 ``process()`` never raises: it returns an ``Outcome`` that tells the
 service to ack, dead-letter (with a reason) or retry, and hands the
 attempt to the observers (metrics, log, notifications, archive). It knows
@@ -16,7 +17,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from hwbus import envelope, inventory
+from hwbus import bmc, envelope, inventory, sealing
 from hwbus.consumer import metrics
 from hwbus.consumer.appliers import Applied, Applier, Context
 from hwbus.consumer.observers import Observer, notify_all
@@ -84,13 +85,16 @@ class Pipeline:
     def __init__(self, credentials: Credentials, appliers: list[Applier],
                  observers: list[Observer] | None = None,
                  max_size: int = envelope.MAX_SIZE,
-                 apply_lease: float = 120.0) -> None:
+                 apply_lease: float = 120.0,
+                 keyring: list[Any] | None = None) -> None:
         self.credentials = credentials
         self.store = credentials.store
         self.appliers = appliers
         self.observers = observers or []
         self.max_size = max_size
         self.apply_lease = datetime.timedelta(seconds=apply_lease)
+        # The consumer's X25519 private keys ([sealing]), current first.
+        self.keyring = keyring or []
 
     def process(self, body: bytes, properties: Mapping[str, Any],
                 owned: bool = False, replay: bool = False) -> Outcome:
@@ -220,6 +224,26 @@ class Pipeline:
                           f'expired at {expiry}Z, before this message was '
                           f'received')
 
+    def _unseal_bmc(self, opened: envelope.Opened,
+                    boot_id: str) -> bmc.Secret | None:
+        """The BMC account the ramdisk minted, opened with this
+        consumer's key. A blob that does not open is the whole message's
+        permanent failure ("sealed-secret"): applying the inventory
+        without it would leave the BMC with a password nobody knows. The
+        dead letter keeps the sealed blob only, so that a replay after
+        the key is fixed opens it."""
+        blob = opened.sealed.get('bmc')
+        if blob is None:
+            return None
+        if not self.keyring:
+            raise sealing.SealError(
+                f'boot {boot_id} sent a sealed BMC password and this '
+                f'consumer has no key to open it: set [sealing] '
+                f'private_key_file, then "hwbus-manage dead replay '
+                f'--reason sealed-secret"')
+        return bmc.Secret.from_bytes(sealing.open(
+            self.keyring, blob, boot_id=boot_id, purpose='bmc'))
+
     def _accept(self, opened: envelope.Opened, attempt: Attempt) -> Outcome:
         header = opened.header
         credential = attempt.credential
@@ -259,11 +283,13 @@ class Pipeline:
             raise MacMismatch(f'the credential was issued for '
                               f'{credential.mac}, which this inventory does '
                               f'not have')
+        with metrics.step('unseal'):
+            bmc_secret = self._unseal_bmc(opened, credential.boot_id)
         context = Context(boot_id=credential.boot_id,
                           message_id=header.message_id, boot=attempt.boot,
                           inventory=opened.inventory,
                           plugin_data=opened.plugin_data,
-                          replay=attempt.replay)
+                          replay=attempt.replay, bmc_secret=bmc_secret)
         result = Applied()
         with metrics.step('apply'):
             for applier in self.appliers:

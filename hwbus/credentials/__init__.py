@@ -48,6 +48,10 @@ class TooManyForMac(CredentialError):
     reason = 'too-many-for-mac'
 
 
+class NoSealKey(CredentialError):
+    reason = 'no-seal-key'
+
+
 class UnknownCredential(CredentialError):
     reason = 'unknown-credential'
 
@@ -97,7 +101,8 @@ class Credentials:
                  topology: Topology, public_urls: Iterable[str], *,
                  ca: str | None = None, max_connections: int = 2,
                  max_outstanding: int = 1000,
-                 publish_deadline: float = 900.0) -> None:
+                 publish_deadline: float = 900.0,
+                 seal_key: bytes | None = None) -> None:
         self.store = store
         self.management = management
         self.topology = topology
@@ -108,13 +113,17 @@ class Credentials:
         self.max_connections = max_connections
         self.max_outstanding = max_outstanding
         self.publish_deadline = publish_deadline
+        # The consumer's X25519 public key: boots that mint secrets (a BMC
+        # password) seal them to it.
+        self.seal_key = seal_key
         self._lock = threading.Lock()
 
     # -- issuing --------------------------------------------------------
     def issue(self, mac: str | None = None, node: str | None = None,
               ttl: float = 3600, after: str = 'poweroff',
               issued_by: str = 'manage', lldp: float = 0.0,
-              per_mac: int = 0, client: str | None = None) -> Issued:
+              per_mac: int = 0, client: str | None = None,
+              bmc: str | None = None) -> Issued:
         """A credential for the next boot of ``mac`` and/or ``node``.
 
         Credentials the boot server issues (``issued_by='bootserver'``,
@@ -130,11 +139,22 @@ class Credentials:
         * ``per_mac`` unused ones per MAC from other addresses: beyond,
           the new request is refused, never an earlier one withdrawn, so
           requests for a victim's MAC cannot cancel the victim's boot.
+
+        ``bmc`` (hwbus.bmc=): "create" asks the ramdisk to create the
+        hwbus BMC user and seal its password to ``seal_key``; "keep" to
+        report the existing one only (hwbus.bmc.issue_mode decides).
         """
         mac = normalize_mac(mac) if mac else None
         if after not in bootparams.AFTER_ACTIONS:
             raise CredentialError(f'after must be one of '
                                   f'{", ".join(bootparams.AFTER_ACTIONS)}')
+        if bmc is not None and bmc not in bootparams.BMC_MODES:
+            raise CredentialError(f'bmc must be one of '
+                                  f'{", ".join(bootparams.BMC_MODES)}')
+        if bmc == 'create' and self.seal_key is None:
+            raise NoSealKey('a BMC account needs the consumer\'s sealing '
+                            'key: set [sealing] private_key_file or '
+                            'public_key ("hwbus-manage seal-key create")')
         seed, public = keys.new_keypair()
         password = keys.b64encode(secrets.token_bytes(32))
         now = utcnow()
@@ -169,7 +189,9 @@ class Credentials:
         params = bootparams.BootParams(
             urls=self._urls(credential.username, password),
             boot_id=credential.boot_id, key=seed, ca=self.ca, after=after,
-            deadline=deadline, exchange=self.topology.exchange, lldp=lldp)
+            deadline=deadline, exchange=self.topology.exchange, lldp=lldp,
+            bmc=bmc, seal=keys.b64encode(self.seal_key)
+            if bmc and self.seal_key else None)
         return Issued(credential, params)
 
     def _make_room_for_mac(self, mac: str, per_mac: int,

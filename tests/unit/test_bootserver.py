@@ -17,14 +17,16 @@ class FakeCredentials:
     def __init__(self, fail=None):
         self.issued = []
         self.ttls = []
+        self.bmc = []
         self.fail = fail
 
     def issue(self, mac, ttl, after, issued_by, lldp, per_mac=0,
-              client=None):
+              client=None, bmc=None):
         if self.fail:
             raise self.fail
         self.issued.append(mac)
         self.ttls.append(ttl)
+        self.bmc.append(bmc)
         credential = types.SimpleNamespace(boot_id=f'boot{len(self.issued)}',
                                            expires_at='later')
         return types.SimpleNamespace(
@@ -381,3 +383,19 @@ def test_a_client_that_stops_reading_is_abandoned():
         return send.abandoned, len(writes)
 
     assert asyncio.run(scenario()) == (True, 2)
+
+
+def test_the_bmc_mode_is_asked_per_mac(tmp_path):
+    creds = FakeCredentials()
+    asked = []
+
+    def bmc_mode_for(mac):
+        asked.append(mac)
+        return 'keep' if mac.endswith('01') else 'create'
+
+    app = create_app(creds, _conf(tmp_path), bmc_mode_for=bmc_mode_for)
+    client = app.test_client()
+    for mac in ('52:54:00:00:00:01', '52:54:00:00:00:02'):
+        assert client.get(f'/boot.ipxe?mac={mac}').status_code == 200
+    assert asked == ['52:54:00:00:00:01', '52:54:00:00:00:02']
+    assert creds.bmc == ['keep', 'create']

@@ -37,7 +37,7 @@ def test_every_error_hwbus_raises_on_purpose_is_in_the_family():
     HwbusError, and each is permanent or transient unless it is a
     start-up error (configuration, store schema)."""
     _import_everything()
-    startup = {'IronicConfigError', 'StoreNotReady'}
+    startup = {'IronicConfigError', 'StoreNotReady', 'SealConfigError'}
     for module in list(_modules()):
         for name, value in vars(module).items():
             if not (isinstance(value, type) and issubclass(value, Exception)

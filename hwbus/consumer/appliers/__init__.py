@@ -37,6 +37,9 @@ class Context:
     plugin_data: dict[str, Any]
     # An operator asked for it again: apply it, whatever came before.
     replay: bool = False
+    # The BMC account the ramdisk created, opened from its sealed form
+    # (hwbus.bmc.Secret; its repr hides the password). None without one.
+    bmc_secret: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def macs(self) -> list[str]:

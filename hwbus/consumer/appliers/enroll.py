@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hwbus import binding, ironic, lldp
-from hwbus.consumer.appliers import Applied, Context
+from hwbus import binding, bmc, ironic, lldp
+from hwbus.consumer.appliers import Applied, Context, bmcinfo
 
 GIB = 1024 ** 3
 NAME_RE = re.compile(r'^[a-zA-Z0-9._~-]{1,255}$')
@@ -90,8 +90,9 @@ class EnrollApplier:
         return name if NAME_RE.match(name) else None
 
     def create(self, context: Context) -> Any:
+        driver = bmc.hardware_type(self.settings.driver, context.plugin_data)
         attrs: dict[str, Any] = {
-            'driver': self.settings.driver,
+            'driver': driver,
             'extra': {binding.DISCOVERED_BY: context.boot_id}}
         name = self._name(context)
         if name:
@@ -100,9 +101,12 @@ class EnrollApplier:
             attrs['resource_class'] = self.settings.resource_class
         if self.settings.conductor_group:
             attrs['conductor_group'] = self.settings.conductor_group
-        bmc = context.inventory.get('bmc_address')
-        if bmc and self.settings.driver == 'ipmi':
-            attrs['driver_info'] = {'ipmi_address': bmc}
+        info = bmcinfo.fields(driver, context, self.settings)
+        address = context.inventory.get('bmc_address')
+        if not info and address and bmc.family(driver) == bmc.IPMI:
+            info = {'ipmi_address': address}
+        if info:
+            attrs['driver_info'] = info
         with ironic.calling('node create'):
             return self.baremetal.create_node(**attrs)
 
@@ -119,11 +123,35 @@ class EnrollApplier:
             node = self.create(context)
             result.created = True
             result.changes.append('node created')
+            if context.bmc_secret is not None and node.driver_info:
+                result.changes.append(
+                    f'bmc credentials set for user '
+                    f'{context.bmc_secret.username} '
+                    f'({", ".join(sorted(node.driver_info))})')
+        else:
+            bmcinfo.set_credentials(self.baremetal, node, context,
+                                    self.settings, result)
         result.node = node.id
         self._patch(node, context, result)
         self._ports(node, context, result)
         self._traits(node, result)
+        self._manage(node, context, result)
         return result
+
+    def _manage(self, node: Any, context: Context, result: Applied) -> None:
+        """[enroll] manage: a node discovery enrolled and just gave BMC
+        credentials goes to manageable (Ironic validates power control
+        with them). Nodes an operator enrolled are theirs to manage."""
+        if not (self.settings.manage and context.bmc_secret is not None):
+            return
+        with ironic.calling('node get'):
+            current = self.baremetal.get_node(node.id)
+        if current.provision_state != bmcinfo.ENROLL or \
+                not binding.discovered(current) or \
+                not bmc.has_credentials(current):
+            return
+        bmcinfo.manage(self.baremetal, current,
+                       self.settings.manage_timeout, result)
 
     def _patch(self, node: Any, context: Context, result: Applied) -> None:
         patch = []

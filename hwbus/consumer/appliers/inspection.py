@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from hwbus import binding, ironic, lldp
-from hwbus.consumer.appliers import Applied, Context
+from hwbus.consumer.appliers import Applied, Context, bmcinfo
 
 
 def usable_lldp(plugin_data: dict[str, Any],
@@ -57,6 +57,7 @@ class InspectionApplier:
     name = 'inspection'
 
     def __init__(self, settings: Any, connection: Any) -> None:
+        self.settings = settings
         self.connection = connection
         self.binding = binding.Binding(connection, settings.states)
 
@@ -67,8 +68,18 @@ class InspectionApplier:
         node = target.node
         if redelivered and node is not None and \
                 node.provision_state not in self.binding.states:
-            return Applied(node=node.id, matched_by='redelivery',
+            done = Applied(node=node.id, matched_by='redelivery',
                            changes=['applied by an earlier delivery'])
+            # The earlier delivery may have stopped between Ironic's
+            # continue_inspection and the credentials (auto-discovery).
+            self._credentials(node, context, done)
+            return done
+        result = Applied(matched_by=target.matched_by or 'ironic-discovery',
+                         changes=[])
+        if node is not None:
+            # Before continue_inspection: the node is in "inspect wait",
+            # not locked by the conductor's inspection processing.
+            self._credentials(node, context, result)
         body = usable_lldp(context.plugin_data, context.inventory)
         path = '/continue_inspection'
         if node is not None:
@@ -81,9 +92,19 @@ class InspectionApplier:
         if response.status_code not in (200, 202):
             raise ironic.status_error(response.status_code,
                                       'continue_inspection', response.text)
-        uuid = (response.json().get('node') or {}).get('uuid')
-        return Applied(node=uuid, matched_by=target.matched_by or
-                       'ironic-discovery', changes=['inspection continued'])
+        result.node = (response.json().get('node') or {}).get('uuid')
+        result.changes.insert(0, 'inspection continued')
+        if node is None and result.node and context.bmc_secret is not None:
+            # Ironic enrolled the machine just now ([auto_discovery]).
+            with ironic.calling('node get'):
+                created = self.binding.baremetal.get_node(result.node)
+            self._credentials(created, context, result)
+        return result
+
+    def _credentials(self, node: Any, context: Context,
+                     result: Applied) -> None:
+        bmcinfo.set_credentials(self.binding.baremetal, node, context,
+                                self.settings, result)
 
     @staticmethod
     def _not_found(node: Any) -> str:
