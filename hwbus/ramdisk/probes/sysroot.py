@@ -222,8 +222,14 @@ class SystemRoot:
     # -- commands -----------------------------------------------------
 
     def run(self, name: str, argv: Sequence[str],
-            timeout: float | None = None) -> CommandResult:
+            timeout: float | None = None,
+            redact: Sequence[str] = ()) -> CommandResult:
         """Run a tool, or replay its recorded output under ``name``.
+
+        Only ``name`` and the output are recorded, never argv. ``redact``
+        lists secrets on argv (a BMC password) that must not come back in
+        the output either, should the tool echo them: each is replaced by
+        ``***`` in what is returned and recorded.
 
         :raises CommandNotFound: the tool is not there.
         :raises CommandTimeout: it ran out of time and was killed.
@@ -237,6 +243,10 @@ class SystemRoot:
             if self._recorder:
                 self._recorder.command_timeout(name)
             raise
+        for secret in filter(None, redact):
+            result = dataclasses.replace(
+                result, stdout=result.stdout.replace(secret, '***'),
+                stderr=result.stderr.replace(secret, '***'))
         if self._recorder:
             self._recorder.command(name, result)
         return result
