@@ -120,7 +120,7 @@ def _bmc_mode(found: tuple[Any, Any] | None) -> str | None:
     --mac)."""
     from hwbus import binding, bmc
 
-    asked = CONF.command.bmc
+    asked = CONF.command.bmc_mode
     if asked is not None:
         return None if asked == 'off' else asked
     account, rotate = CONF.bmc.account, CONF.bmc.rotate
@@ -423,7 +423,8 @@ def add_command_parsers(subparsers: Any) -> None:
                             'driver_info/kernel_append_params instead of '
                             'printing them, so that Ironic\'s own '
                             'inspection boots the hwbus ramdisk')
-    issue.add_argument('--bmc', choices=['create', 'keep', 'off'],
+    issue.add_argument('--bmc', dest='bmc_mode',
+                       choices=['create', 'keep', 'off'],
                        help='the BMC user for this boot (default: [bmc] '
                             'account, keeping the credentials of a node '
                             'that has some unless [bmc] rotate)')

@@ -84,7 +84,8 @@ def _by_enroll(ironic, doc) -> dict:
     settings = types.SimpleNamespace(
         driver='fake-hardware', create_nodes=True, states=['enroll'],
         resource_class=None, conductor_group=None, traits=[],
-        all_ports=False, name_template='{boot_id}')
+        all_ports=False, name_template='{boot_id}', manage=False,
+        manage_timeout=0)
     applier = enroll.EnrollApplier(settings, _connection(ironic))
     boot_mac = doc['inventory']['boot']['pxe_interface']
     context = Context(boot_id='agreement', message_id='m1',

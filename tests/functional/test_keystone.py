@@ -21,6 +21,7 @@ import pytest
 from oslo_config import cfg
 
 from hwbus import ironic as handle
+from hwbus.cmd import wiring
 from hwbus.conf import ironic as ironic_conf
 from hwbus.localstack.common import wait_for
 from hwbus.localstack.consumer import BIN, ConsumerProcess, write_config
@@ -153,7 +154,7 @@ def _conf(path) -> cfg.ConfigOpts:
 def _sees(path, node: str) -> bool:
     """hwbus's credential sees the node Ironic's auto-discovery made (no
     owner): the binding rule's lookups need every node, not a project's."""
-    baremetal = handle.baremetal(handle.connect(_conf(path)))
+    baremetal = handle.baremetal(wiring.ironic_connection(_conf(path)))
     with handle.calling('node list'):
         return node in {n.id for n in baremetal.nodes()}
 
@@ -308,7 +309,7 @@ def test_a_cloud_that_is_not_there_is_one_line_naming_the_option(
     _clouds_yaml(clouds, site.keystone, account)
     config = site.config({'cloud': 'hwbsu', 'clouds_yaml': str(clouds)})
     with pytest.raises(handle.IronicConfigError) as raised:
-        handle.connect(_conf(config))
+        wiring.ironic_connection(_conf(config))
     message = str(raised.value)
     assert message == (f"[ironic] cloud 'hwbsu' is not in {clouds} (clouds "
                        f"there: hwbus): fix [ironic] cloud or [ironic] "
@@ -328,7 +329,7 @@ def test_a_cloud_that_is_not_there_is_one_line_naming_the_option(
     with pytest.raises(handle.IronicConfigError,
                        match=r'^\[ironic\] clouds_yaml .*none\.yaml: No '
                              r'such file'):
-        handle.connect(_conf(config))
+        wiring.ironic_connection(_conf(config))
 
 
 # -- (e): tokens that expire --------------------------------------------------
