@@ -135,4 +135,4 @@ def driver_info_for(kind: str, secret: Secret, inventory: dict[str, Any],
 
 def redfish_seen(plugin_data: dict[str, Any]) -> bool:
     """The ramdisk found an SMBIOS Redfish host interface (type 42)."""
-    return bool((plugin_data.get('bmc') or {}).get('redfish_host_interface'))
+    return bool((plugin_data.get('dmi') or {}).get('redfish_host_interface'))

@@ -22,10 +22,6 @@ OPTS = [
                      'credentials a new password at its next discovery. '
                      'Off: such a boot only reports the existing hwbus '
                      'user (hwbus.bmc=keep) and Ironic keeps its password.'),
-    cfg.StrOpt('username', default='hwbus',
-               help='Name of the BMC user the ramdisk creates (at most 16 '
-                    'characters, the IPMI limit).',
-               regex=r'^[A-Za-z0-9._-]{1,16}$'),
     cfg.StrOpt('redfish_verify_ca', default='True',
                help='redfish_verify_ca of nodes given Redfish credentials: '
                     'True, False, or a CA bundle path on the conductor.'),

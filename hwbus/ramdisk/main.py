@@ -14,7 +14,7 @@ from typing import Any
 
 from hwbus import bootparams, envelope, inventory, keys
 from hwbus.errors import HwbusError
-from hwbus.ramdisk import after, publisher
+from hwbus.ramdisk import after, bmcstep, publisher
 from hwbus.ramdisk.collectors import runner
 from hwbus.ramdisk.collectors.base import Options
 from hwbus.ramdisk.probes.sysroot import SystemRoot
@@ -56,8 +56,10 @@ def gather(root: SystemRoot, params: bootparams.BootParams,
 
 def seal(document: dict[str, Any], error: dict[str, Any] | None,
          params: bootparams.BootParams,
-         max_size: int = envelope.MAX_SIZE) -> envelope.Sealed:
-    """Seal, shedding plugin_data and then the inventory when oversize."""
+         max_size: int = envelope.MAX_SIZE,
+         secrets: dict[str, Any] | None = None) -> envelope.Sealed:
+    """Seal, shedding plugin_data and then the inventory when oversize.
+    ``secrets`` (sealed to the consumer) are never shed."""
     key = keys.private_key(params.key)
     attempts = [(document['inventory'], document['plugin_data'], error)]
     shed = {'stage': 'seal', 'message': 'the document exceeded the size '
@@ -73,7 +75,7 @@ def seal(document: dict[str, Any], error: dict[str, Any] | None,
             return envelope.seal(boot_id=params.boot_id, user=params.user,
                                  key=key, inventory=inv,
                                  plugin_data=plugin_data, error=report,
-                                 max_size=max_size)
+                                 max_size=max_size, sealed=secrets)
         except envelope.Oversize as exc:
             LOG.warning('%s; sending less', exc)
     raise AssertionError('an empty document cannot be oversize')
@@ -93,8 +95,10 @@ def run(cmdline: str, root: str = '/', after_action: str | None = None,
     LOG.info('boot %s as broker user %s; brokers: %s', params.boot_id,
              params.user, ', '.join(bootparams.redact(u)
                                     for u in params.connection_urls()))
-    document, error = gather(SystemRoot(root), params, names)
-    sealed = seal(document, error, params)
+    system = SystemRoot(root)
+    document, error = gather(system, params, names)
+    secrets = bmcstep.run(system, params, document)
+    sealed = seal(document, error, params, secrets=secrets)
     LOG.info('sealed message %s (%d bytes %s)', sealed.message_id,
              len(sealed.body), sealed.properties['content_encoding'])
     status = EXIT_OK

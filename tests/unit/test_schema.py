@@ -278,6 +278,11 @@ def _numeric_documents():
     heard = copy.deepcopy(documents[0])
     heard['inventory']['interfaces'][0]['lldp'] = [[1, '04aa']]
     heard['plugin_data']['lldp_raw'] = {'eth0': [[1, '04aa']]}
+    heard['plugin_data']['bmc_account'] = {
+        'username': 'hwbus', 'mode': 'create', 'user_id': 3,
+        'channels': [1], 'privilege': 'ADMINISTRATOR', 'enabled': True,
+        'action': 'created', 'verified': True, 'verified_how': 'user test',
+        'password_length': 20, 'errors': []}
     return [*documents, heard]
 
 

@@ -69,13 +69,14 @@ def _v4(fields: dict[str, str]) -> str | None:
     return address if address and _usable(address) else None
 
 
-def _has_ipmi(root: SystemRoot) -> bool:
+def has_ipmi(root: SystemRoot) -> bool:
+    """The kernel gave this machine an IPMI device (ipmi_si found a BMC)."""
     return any(root.exists(path) for path in _IPMI_DEVICES)
 
 
 def collect(root: SystemRoot, options: Options) -> Contribution:
     """``bmc_address``, ``bmc_v6address``, ``bmc_mac``; plugin_data ``bmc``."""
-    if not _has_ipmi(root):
+    if not has_ipmi(root):
         return Contribution()
     errors: list[str] = []
     channel, fields = None, {}

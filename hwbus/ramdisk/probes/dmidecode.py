@@ -17,6 +17,7 @@ from hwbus.ramdisk.probes.sysroot import CommandError, SystemRoot
 # SMBIOS structure types hwbus reads.
 BIOS, SYSTEM, BASEBOARD, CHASSIS, PROCESSOR = 0, 1, 2, 3, 4
 MEMORY_ARRAY, MEMORY_DEVICE, IPMI_DEVICE = 16, 17, 38
+HOST_INTERFACE = 42
 # Type 126 marks a structure the firmware disabled; it repeats real types'
 # layouts and must not be counted.
 INACTIVE = 126
@@ -283,7 +284,17 @@ def _decode(structures: list[Structure]) -> dict[str, Any]:
         'processors': processors,
         'memory': _memory(structures),
         'ipmi': _ipmi(_first(structures, IPMI_DEVICE)),
+        'redfish_host_interface': any(
+            _redfish(s) for s in structures if s.type == HOST_INTERFACE),
     }
+
+
+def _redfish(s: Structure) -> bool:
+    """A Management Controller Host Interface offering Redfish over IP
+    (protocol 04): the BMC speaks Redfish, reachable from the host too."""
+    values = [*s.fields.values(), *(v for items in s.lists.values()
+                                    for v in items)]
+    return any('redfish' in value.lower() for value in values)
 
 
 class NoDMI(CommandError):
