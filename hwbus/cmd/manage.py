@@ -310,6 +310,8 @@ def do_history() -> int:
             print(f'{when} boot {record.boot_id}:')
             for line in changes:
                 print(f'    {line}')
+        for line in history.applied_changes(record):
+            print(f'    applied: {line}')
         previous = document
     return 0
 

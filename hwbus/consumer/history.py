@@ -8,6 +8,7 @@ firmware. The result feeds ``hwbus-manage history`` and the
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hwbus import envelope
@@ -20,6 +21,16 @@ def document_of(record: Inventory) -> dict[str, Any]:
                              record.message_id, record.content_encoding,
                              b'')
     return envelope.decode(header, record.body, max_size=64 * 1024 * 1024)
+
+
+def applied_changes(record: Inventory) -> list[str]:
+    """What applying this inventory did to the node (credentials set,
+    manageable or why not), as the consumer recorded it."""
+    try:
+        changes = json.loads(record.changes or '[]')
+    except ValueError:
+        return []
+    return [str(c) for c in changes] if isinstance(changes, list) else []
 
 
 def summary(document: dict[str, Any]) -> dict[str, dict[str, Any]]:

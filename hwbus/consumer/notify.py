@@ -33,7 +33,8 @@ class Notifier:
             applied = outcome.applied
             payload.update(node=outcome.node,
                            created=bool(applied and applied.created),
-                           matched_by=applied.matched_by if applied else None)
+                           matched_by=applied.matched_by if applied else None,
+                           changes=list(applied.changes) if applied else [])
             self._notifier.info({}, f'{PREFIX}.applied', payload)
         else:
             payload.update(reason=outcome.reason, detail=outcome.detail)

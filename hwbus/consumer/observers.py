@@ -9,6 +9,7 @@ worker, not inside it).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Protocol
 
@@ -88,7 +89,9 @@ class Archive:
             applied_at=utcnow(), body=opened.body,
             content_encoding=header.encoding,
             signature=envelope.keys.b64encode(header.signature),
-            user_id=header.user_id))
+            user_id=header.user_id,
+            changes=json.dumps(outcome.applied.changes)
+            if outcome.applied else None))
         if not (saved and previous):
             return
         changes = history.diff(history.document_of(previous[0]),

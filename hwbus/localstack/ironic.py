@@ -69,19 +69,25 @@ class IronicServer:
         return str(path)
 
     def _write_config(self) -> None:
+        for name in ('httpboot', 'tftpboot'):
+            (self.workdir / name).mkdir(exist_ok=True)
+        # fake-hardware for most tests; ipmi with ipmitool for nodes whose
+        # BMC is an emulated one (hwbus.localstack.bmc): Ironic then
+        # really powers the QEMU guest through ipmi_sim.
         interfaces = {
-            'bios': 'no-bios', 'boot': 'fake', 'console': 'no-console',
-            'deploy': 'fake', 'firmware': 'no-firmware',
-            'inspect': 'agent,no-inspect', 'management': 'fake',
-            'network': 'noop', 'power': 'fake', 'raid': 'fake,no-raid',
-            'rescue': 'no-rescue', 'vendor': 'no-vendor'}
+            'bios': 'no-bios', 'boot': 'fake,ipxe', 'console': 'no-console',
+            'deploy': 'fake,direct', 'firmware': 'no-firmware',
+            'inspect': 'agent,no-inspect', 'management': 'fake,ipmitool',
+            'network': 'noop', 'power': 'fake,ipmitool',
+            'raid': 'fake,no-raid', 'rescue': 'no-rescue',
+            'vendor': 'no-vendor'}
         lines = '\n'.join(f'enabled_{k}_interfaces = {v}'
                           for k, v in interfaces.items())
         self.conf.write_text(textwrap.dedent(f'''\
             [DEFAULT]
             auth_strategy = {'keystone' if self.keystone else 'noauth'}
             rpc_transport = none
-            enabled_hardware_types = fake-hardware
+            enabled_hardware_types = fake-hardware,ipmi
             default_inspect_interface = agent
             host = hwbus-test-{self.port}
             state_path = {self.workdir}
@@ -111,6 +117,20 @@ class IronicServer:
 
             [conductor]
             automated_clean = false
+
+            [deploy]
+            # The ipxe boot interface (which the ipmi hardware type needs
+            # enabled) writes its script here when it loads.
+            http_root = {self.workdir}/httpboot
+            http_url = http://127.0.0.1:9/
+
+            [pxe]
+            tftp_root = {self.workdir}/tftpboot
+
+            [ipmi]
+            # ipmi_sim answers in milliseconds; the default 5 s between
+            # two commands to one BMC is for slow real ones.
+            min_command_interval = 1
 
             [oslo_concurrency]
             lock_path = {self.workdir}/locks

@@ -108,3 +108,8 @@ class Inventory(Base):
     content_encoding: orm.Mapped[str] = orm.mapped_column(sa.String(16))
     signature: orm.Mapped[str] = orm.mapped_column(sa.String(128))
     user_id: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    # What the appliers did (Applied.changes, a JSON list of short lines
+    # such as "bmc credentials set for user hwbus (...)" or "manageable"):
+    # field names and verdicts, never values.
+    changes: orm.Mapped[str | None] = orm.mapped_column(sa.Text,
+                                                        nullable=True)

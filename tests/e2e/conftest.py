@@ -112,41 +112,52 @@ class Guest:
         stop(self.proc, timeout=5)
 
 
+class Site:
+    """Broker, Ironic, consumer and boot server, as an operator runs them."""
+
+    def __init__(self, broker, ironic, image, tmp_path,  # noqa: F811
+                 appliers: str = 'inspection', extra: str = '') -> None:
+        from hwbus.store import Store
+        from tests.functional import boots
+
+        boots.get_all(broker, 'hwbus.inventory')
+        port = free_port()
+        url = f'sqlite:///{tmp_path}/hwbus.sqlite'
+        config = write_config(
+            tmp_path / 'hwbus.conf', broker, url, ironic.url,
+            CONSUMER_PASSWORD, appliers=appliers,
+            extra=f'\n[bootserver]\nhost = 127.0.0.1\nport = {port}\n'
+                  f'image_dir = {image}\n'
+                  f'public_url = http://10.0.2.2:{port}\n'
+                  f'kernel_args = console=ttyS0\n' + extra)
+        text = config.read_text()
+        text = text.replace(
+            f'public_urls = amqp://127.0.0.1:{broker.amqp_port}',
+            f'public_urls = amqp://10.0.2.2:{broker.amqp_port}')
+        text = text.replace('[ramdisk]\nafter = none',
+                            '[ramdisk]\nafter = poweroff')
+        config.write_text(text)
+        self.broker, self.ironic, self.config, self.image = (
+            broker, ironic, config, image)
+        self.tmp = tmp_path
+        self.bootfile = f'http://10.0.2.2:{port}/boot.ipxe'
+        self.consumer = ConsumerProcess(config,
+                                        tmp_path / 'consumer.log').start()
+        self.bootserver = BootServer(config, tmp_path / 'bootserver.log',
+                                     port).start()
+        self.store = Store(url)
+        self.credentials = credentials_for(broker, self.store)
+        self.credentials.public_urls = [
+            f'amqp://10.0.2.2:{broker.amqp_port}/%2F']
+
+    def stop(self) -> None:
+        self.bootserver.stop()
+        self.consumer.stop()
+
+
 @pytest.fixture
 def site(broker, clean_ironic, image, tmp_path):  # noqa: F811
     """Broker, Ironic, consumer and boot server, as an operator runs them."""
-    from tests.functional import boots
-
-    boots.get_all(broker, 'hwbus.inventory')
-    port = free_port()
-    url = f'sqlite:///{tmp_path}/hwbus.sqlite'
-    config = write_config(
-        tmp_path / 'hwbus.conf', broker, url, clean_ironic.url,
-        CONSUMER_PASSWORD,
-        extra=f'\n[bootserver]\nhost = 127.0.0.1\nport = {port}\n'
-              f'image_dir = {image}\npublic_url = http://10.0.2.2:{port}\n'
-              f'kernel_args = console=ttyS0\n')
-    text = config.read_text()
-    text = text.replace(f'public_urls = amqp://127.0.0.1:{broker.amqp_port}',
-                        f'public_urls = amqp://10.0.2.2:{broker.amqp_port}')
-    text = text.replace('[ramdisk]\nafter = none', '[ramdisk]\nafter = '
-                                                   'poweroff')
-    config.write_text(text)
-    consumer = ConsumerProcess(config, tmp_path / 'consumer.log').start()
-    bootserver = BootServer(config, tmp_path / 'bootserver.log', port).start()
-
-    class Site:
-        pass
-
-    s = Site()
-    s.broker, s.ironic, s.config, s.image = broker, clean_ironic, config, image
-    s.bootfile = f'http://10.0.2.2:{port}/boot.ipxe'
-    s.consumer, s.bootserver, s.tmp = consumer, bootserver, tmp_path
-    from hwbus.store import Store
-
-    s.store = Store(url)
-    s.credentials = credentials_for(broker, s.store)
-    s.credentials.public_urls = [f'amqp://10.0.2.2:{broker.amqp_port}/%2F']
+    s = Site(broker, clean_ironic, image, tmp_path)
     yield s
-    bootserver.stop()
-    consumer.stop()
+    s.stop()

@@ -131,12 +131,12 @@ def test_set_credentials_patches_the_fields_and_names_no_password():
     assert PASSWORD not in repr(result)
 
 
-def test_set_credentials_over_old_ones_says_rotated():
+def test_set_credentials_over_old_ones_says_replaced():
     node = _node(ipmi_password='******', ipmi_username='hwbus')
     result = Applied()
     bmcinfo.set_credentials(FakeBaremetal(node), node, _context(), None,
                             result)
-    assert result.changes[0].startswith('bmc credentials rotated')
+    assert result.changes[0].startswith('bmc credentials replaced')
 
 
 def test_set_credentials_leaves_other_hardware_types_alone():

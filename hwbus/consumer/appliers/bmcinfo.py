@@ -56,11 +56,11 @@ def set_credentials(baremetal: Any, node: Any, context: Context,
     patch = [{'op': 'add', 'path': f'/driver_info/{key}', 'value': value}
              for key, value in info.items()
              if key.endswith('_password') or current.get(key) != value]
-    rotated = bmc.has_credentials(node)
+    replaced = bmc.has_credentials(node)
     with ironic.calling('node update'):
         baremetal.patch_node(node, patch)
     result.changes.append(
-        f'bmc credentials {"rotated" if rotated else "set"} for user '
+        f'bmc credentials {"replaced" if replaced else "set"} for user '
         f'{context.bmc_secret.username} '
         f'({", ".join(sorted(info))})')
 
