@@ -20,6 +20,7 @@ log line or traceback of a Context prints no secret.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 from typing import Any
 
@@ -105,14 +106,32 @@ def hardware_type(setting: str, plugin_data: dict[str, Any]) -> str:
     return REDFISH if redfish_seen(plugin_data) else IPMI
 
 
+def address_of(inventory: dict[str, Any],
+               networks: list[str] | None = None) -> str | None:
+    """The BMC address the machine reported in-band (IPv4, else IPv6),
+    if it lies in one of ``networks`` ([bmc] networks; empty: any)."""
+    address = inventory.get('bmc_address') or inventory.get('bmc_v6address')
+    if not isinstance(address, str) or not address:
+        return None
+    if not networks:
+        return address
+    try:
+        ip = ipaddress.ip_address(address)
+        return address if any(ip in ipaddress.ip_network(n, strict=False)
+                              for n in networks) else None
+    except ValueError:
+        return None
+
+
 def driver_info_for(kind: str, secret: Secret, inventory: dict[str, Any],
                     settings: Any = None) -> dict[str, Any]:
     """The driver_info fields a node of ``kind`` needs for ``secret``.
 
-    The address is the one the BMC reported in-band (IPv4, else IPv6);
-    ``settings`` is [bmc] (redfish_verify_ca, ipmi_cipher_suite).
+    The address is the one the BMC reported (``address_of``);
+    ``settings`` is [bmc] (networks, redfish_verify_ca,
+    ipmi_cipher_suite).
     """
-    address = inventory.get('bmc_address') or inventory.get('bmc_v6address')
+    address = address_of(inventory, getattr(settings, 'networks', None))
     if kind == IPMI:
         info: dict[str, Any] = {'ipmi_username': secret.username,
                                 'ipmi_password': secret.password}

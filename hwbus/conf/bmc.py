@@ -22,6 +22,13 @@ OPTS = [
                      'credentials a new password at its next discovery. '
                      'Off: such a boot only reports the existing hwbus '
                      'user (hwbus.bmc=keep) and Ironic keeps its password.'),
+    cfg.ListOpt('networks', default=[],
+                help='Networks (CIDR) BMC addresses may be in. A BMC '
+                     'address is the machine\'s claim: outside these, the '
+                     'consumer writes no ipmi_address/redfish_address, so '
+                     'Ironic never talks IPMI or Redfish to an address a '
+                     'ramdisk chose on a network that is not the BMCs\'. '
+                     'Empty: any address.'),
     cfg.StrOpt('redfish_verify_ca', default='True',
                help='redfish_verify_ca of nodes given Redfish credentials: '
                     'True, False, or a CA bundle path on the conductor.'),

@@ -225,16 +225,27 @@ class Pipeline:
                           f'received')
 
     def _unseal_bmc(self, opened: envelope.Opened,
-                    boot_id: str) -> bmc.Secret | None:
+                    credential: Credential) -> bmc.Secret | None:
         """The BMC account the ramdisk minted, opened with this
         consumer's key. A blob that does not open is the whole message's
         permanent failure ("sealed-secret"): applying the inventory
         without it would leave the BMC with a password nobody knows. The
         dead letter keeps the sealed blob only, so that a replay after
-        the key is fixed opens it."""
+        the key is fixed opens it.
+
+        Only a boot issued with hwbus.bmc=create may send one: anyone can
+        seal to the consumer's public key (it is on every kernel command
+        line), so an account from a boot that was not asked to make one
+        is refused, not written to a node.
+        """
         blob = opened.sealed.get('bmc')
+        boot_id = credential.boot_id
         if blob is None:
             return None
+        if getattr(credential, 'bmc', None) != 'create':
+            raise sealing.SealError(
+                f'boot {boot_id} sent a BMC password but was not issued '
+                f'for a BMC account (hwbus.bmc=create)')
         if not self.keyring:
             raise sealing.SealError(
                 f'boot {boot_id} sent a sealed BMC password and this '
@@ -284,7 +295,7 @@ class Pipeline:
                               f'{credential.mac}, which this inventory does '
                               f'not have')
         with metrics.step('unseal'):
-            bmc_secret = self._unseal_bmc(opened, credential.boot_id)
+            bmc_secret = self._unseal_bmc(opened, credential)
         context = Context(boot_id=credential.boot_id,
                           message_id=header.message_id, boot=attempt.boot,
                           inventory=opened.inventory,

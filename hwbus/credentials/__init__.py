@@ -164,7 +164,7 @@ class Credentials:
             public_key=public, mac=mac, node=node, state=State.ISSUED.value,
             created_at=now, changed_at=now,
             expires_at=now + datetime.timedelta(seconds=ttl),
-            issued_by=issued_by, issued_to=client)
+            issued_by=issued_by, issued_to=client, bmc=bmc)
         if issued_by == BOOTSERVER:
             # Count and record as one step, or concurrent requests overrun
             # the limits (one boot server process; several share them

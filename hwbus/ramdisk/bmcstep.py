@@ -10,6 +10,7 @@ sealed: without a usable ``hwbus.seal`` key, nothing on the BMC changes.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from hwbus import bmc, bootparams, sealing
@@ -39,9 +40,12 @@ def run(root: SystemRoot, params: bootparams.BootParams,
             'errors': [why]}
         return None
     channel = (plugin_data.get('bmc') or {}).get('channel')
+    started = time.monotonic()
     result = bmc_account.ensure_account(
         root, mode=params.bmc,
         channels=[channel] if isinstance(channel, int) else None)
+    LOG.info('BMC account step (%s) took %.2f s', params.bmc,
+             time.monotonic() - started)
     plugin_data['bmc_account'] = result.public()
     errors.extend(f'bmc account: {line}' for line in result.errors)
     if result.password is None:

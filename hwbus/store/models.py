@@ -54,6 +54,10 @@ class Credential(Base):
     issued_by: orm.Mapped[str] = orm.mapped_column(sa.String(32))
     # The client address a boot-server credential was issued to.
     issued_to: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    # hwbus.bmc= of the boot: only a boot issued with "create" may send a
+    # BMC password (the consumer refuses one from any other).
+    bmc: orm.Mapped[str | None] = orm.mapped_column(sa.String(16),
+                                                    nullable=True)
 
     def to_dict(self, now: datetime.datetime | None = None) -> dict:
         """A listing row: everything but the key. An issued credential
@@ -72,6 +76,7 @@ class Credential(Base):
             'user_deleted_at': _iso(self.user_deleted_at),
             'issued_by': self.issued_by,
             'issued_to': self.issued_to,
+            'bmc': self.bmc,
         }
 
 

@@ -260,8 +260,10 @@ def test_no_bmc_parameter_no_step(made):
 
 
 # -- the consumer opens it ---------------------------------------------------
-def _sealed_world(consumer_key, sealed_to=None, boot_id='boot1'):
+def _sealed_world(consumer_key, sealed_to=None, boot_id='boot1',
+                  issued_for='create'):
     world = World()
+    world.credential.bmc = issued_for
     seen = []
 
     class Applier:
@@ -287,14 +289,42 @@ def test_the_consumer_opens_the_account_for_the_appliers():
     assert seen == [bmc.Secret('hwbus', PASSWORD)]
 
 
-@pytest.mark.parametrize('case', ['no-key', 'wrong-key', 'other-boot'])
+@pytest.mark.parametrize('case', ['no-key', 'wrong-key', 'other-boot',
+                                  'not-asked', 'asked-to-keep'])
 def test_a_secret_that_does_not_open_is_a_sealed_secret_dead_letter(case):
     key = sealing.new_private_key()
     world, message, seen = _sealed_world(
         None if case == 'no-key' else key,
         sealed_to=sealing.new_private_key() if case == 'wrong-key' else None,
-        boot_id='boot2' if case == 'other-boot' else 'boot1')
+        boot_id='boot2' if case == 'other-boot' else 'boot1',
+        issued_for={'not-asked': None, 'asked-to-keep': 'keep'}.get(
+            case, 'create'))
     outcome = world.process(message)
     assert (outcome.kind, outcome.reason) == (DEAD, 'sealed-secret')
     assert seen == [] and PASSWORD not in outcome.detail
     assert 'apply' not in world.events
+
+
+def test_an_inventory_never_moves_a_nodes_bmc_address():
+    node = _node(ipmi_address='10.9.9.9', ipmi_password='******')
+    baremetal = FakeBaremetal(node)
+    result = Applied()
+    bmcinfo.set_credentials(baremetal, node, _context(), None, result)
+    paths = {p['path'] for p in baremetal.patches[0]}
+    assert '/driver_info/ipmi_address' not in paths
+    assert '/driver_info/ipmi_password' in paths
+    assert 'ipmi_address kept (10.9.9.9)' in result.changes[0]
+
+
+@pytest.mark.parametrize('address,networks,written', [
+    ('10.1.1.5', [], True), ('10.1.1.5', ['10.1.0.0/16'], True),
+    ('10.1.1.5', ['192.0.2.0/24'], False),
+    ('fd00::5', ['fd00::/64', '10.0.0.0/8'], True), ('junk', ['10.0.0.0/8'],
+                                                     False)])
+def test_bmc_addresses_outside_the_bmc_networks_are_not_written(
+        address, networks, written):
+    settings = types.SimpleNamespace(networks=networks, ipmi_cipher_suite=None)
+    info = bmc.driver_info_for(bmc.IPMI, bmc.Secret('hwbus', PASSWORD),
+                               {'bmc_address': address}, settings)
+    assert ('ipmi_address' in info) == written
+    assert info['ipmi_password'] == PASSWORD

@@ -53,6 +53,16 @@ def set_credentials(baremetal: Any, node: Any, context: Context,
                               f'{node.driver} reads no ipmi/redfish fields')
         return
     current = node.driver_info or {}
+    for key in [k for k in info if k.endswith('_address')]:
+        if current.get(key) and current[key] != info[key]:
+            # The node's address is the operator's (or its first
+            # discovery's); an inventory's claim never moves it.
+            LOG.warning('node %s keeps %s %s; boot %s reported %s',
+                        node.id, key, current[key], context.boot_id,
+                        info[key])
+            result.changes.append(f'{key} kept ({current[key]}); the boot '
+                                  f'reported {info[key]}')
+            del info[key]
     patch = [{'op': 'add', 'path': f'/driver_info/{key}', 'value': value}
              for key, value in info.items()
              if key.endswith('_password') or current.get(key) != value]

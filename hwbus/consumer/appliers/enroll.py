@@ -102,7 +102,8 @@ class EnrollApplier:
         if self.settings.conductor_group:
             attrs['conductor_group'] = self.settings.conductor_group
         info = bmcinfo.fields(driver, context, self.settings)
-        address = context.inventory.get('bmc_address')
+        address = bmc.address_of(context.inventory, getattr(
+            getattr(self.settings, 'bmc', None), 'networks', None))
         if not info and address and bmc.family(driver) == bmc.IPMI:
             info = {'ipmi_address': address}
         if info:
