@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import re
 import shlex
 import sqlite3
 import subprocess
@@ -144,6 +145,11 @@ def test_a_machine_with_a_bmc_becomes_manageable_without_a_visit(
               f'{time.monotonic() - started:.1f} s')
         console = guest.text()
         assert 'password sealed to key' in console, console[-3000:]
+        step = re.search(r'BMC account step \(create\) took ([0-9.]+) s',
+                         console)
+        assert step, console[-3000:]
+        print(f'BMC account step in the guest (KCS, TCG): '
+              f'{float(step.group(1)):.2f} s')
         wait_for(lambda: _node_by_mac(site.ironic, GUEST_MACS[0]), 120,
                  'the node')
         node = _node_by_mac(site.ironic, GUEST_MACS[0])
