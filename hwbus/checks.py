@@ -102,13 +102,16 @@ def store(url: str) -> Iterable[Result]:
 
 
 def ironic(connection: Any, appliers: list[str],
-           api_version: str) -> Iterable[Result]:
-    """Ironic answers, accepts our credentials, speaks our API version."""
+           api_version: str, driver: str | None = None) -> Iterable[Result]:
+    """Ironic answers, accepts our credentials, speaks our API version,
+    and has the hardware type enrolled nodes get ([enroll] driver)."""
     from hwbus import ironic as handle
     from hwbus.errors import TransientError
 
     try:
         yield from _ironic(handle, connection, appliers, api_version)
+        if 'enroll' in appliers and driver:
+            yield from _driver(handle, connection, driver)
     except TransientError as exc:
         yield Result(FAIL, 'Ironic API', f'{exc}: check [ironic] '
                      f'endpoint_override (or the cloud) and that Ironic runs')
@@ -141,6 +144,54 @@ def _ironic(handle: Any, connection: Any, appliers: list[str],
                      'not visible through the API: new machines are '
                      'enrolled only with [auto_discovery] enabled = true '
                      'in ironic.conf (or use the "enroll" applier)')
+
+
+def _driver(handle: Any, connection: Any, driver: str) -> Iterable[Result]:
+    baremetal = handle.baremetal(connection)
+    with handle.calling('driver list'):
+        enabled = sorted(d.name for d in baremetal.drivers())
+    wanted = ['ipmi', 'redfish'] if driver == 'auto' else [driver]
+    missing = [d for d in wanted if d not in enabled]
+    if missing:
+        yield Result(FAIL, 'enroll hardware type',
+                     f'{", ".join(missing)} not enabled in Ironic (it has '
+                     f'{", ".join(enabled) or "none"}): add it to '
+                     f'enabled_hardware_types in ironic.conf, or change '
+                     f'[enroll] driver')
+    else:
+        yield Result(OK, 'enroll hardware type',
+                     f'{", ".join(wanted)} enabled in Ironic')
+
+
+def sealing(account: str, keyring: Callable[[], list[Any]],
+            public: Callable[[], bytes | None]) -> Iterable[Result]:
+    """The key BMC passwords are sealed to: there when [bmc] account
+    asks for one, and the issuer's public key is the consumer's."""
+    from hwbus import sealing as seal
+
+    keys = keyring()
+    key = public()
+    if account != 'off' and key is None:
+        yield Result(FAIL, 'sealing key',
+                     f'[bmc] account = {account} needs one: run '
+                     f'"hwbus-manage seal-key create --output FILE" and set '
+                     f'[sealing] private_key_file = FILE (or public_key on '
+                     f'an issuer-only host)')
+        return
+    if keys and key is not None and key != seal.public_bytes(keys[0]):
+        yield Result(FAIL, 'sealing key',
+                     '[sealing] public_key is not the public half of '
+                     'private_key_file: boots would seal to a key this '
+                     'consumer cannot open; remove public_key or fix it')
+        return
+    if keys:
+        yield Result(OK, 'sealing key',
+                     f'{len(keys)} private key(s); boots seal to '
+                     f'{seal.key_id(seal.public_bytes(keys[0]))}')
+    elif key is not None:
+        yield Result(NOTE, 'sealing key',
+                     f'public key {seal.key_id(key)} only: the consumer\'s '
+                     f'host needs [sealing] private_key_file')
 
 
 def _version(text: str) -> tuple[int, int]:

@@ -373,7 +373,10 @@ def do_check() -> int:
     if CONF.consumer.appliers != ['null']:
         results += checks.run(lambda: checks.ironic(
             wiring.ironic_connection(), CONF.consumer.appliers,
-            CONF.ironic.api_version), 'Ironic API')
+            CONF.ironic.api_version, CONF.enroll.driver), 'Ironic API')
+    results += checks.run(lambda: checks.sealing(
+        CONF.bmc.account, wiring.seal_keyring, wiring.seal_public),
+        'sealing key')
     results += checks.run(lambda: checks.images(CONF.bootserver),
                           'boot server images')
     results += checks.run(lambda: checks.tls_files({

@@ -98,7 +98,8 @@ def test_check_passes_on_a_working_site_and_names_each_fix(site):
     broken = _config(site.tmp / 'broken.conf', site.broker,
                      f'sqlite:///{site.tmp}/new.sqlite',
                      f'http://127.0.0.1:{free_port()}', password='wrong',
-                     extra=f'\n[bootserver]\nimage_dir = {site.tmp}/none\n')
+                     extra=f'\n[bootserver]\nimage_dir = {site.tmp}/none\n'
+                           f'\n[bmc]\naccount = create\n')
     bad = _run('hwbus-manage', 'check', config=broken)
     assert bad.returncode == 1
     failed = {line.split(':')[0][6:]: line for line in bad.stdout.splitlines()
@@ -107,7 +108,38 @@ def test_check_passes_on_a_working_site_and_names_each_fix(site):
     assert 'hwbus-manage db upgrade' in failed['store']
     assert '[ironic] endpoint_override' in failed['Ironic API']
     assert 'tools/build-ramdisk' in failed['boot server images']
-    assert bad.stdout.splitlines()[-1].startswith('4 of ')
+    assert 'hwbus-manage seal-key create' in failed['sealing key']
+    assert bad.stdout.splitlines()[-1].startswith('5 of ')
+
+
+def test_the_sealing_key_is_made_once_and_checked(site):
+    """seal-key create writes a 0600 key and prints its public half,
+    never overwrites one; check finds it, and an enroll hardware type
+    Ironic does not have."""
+    key = site.tmp / 'seal.pem'
+    made = _run('hwbus-manage', 'seal-key', 'create', '--output', str(key),
+                config=site.config)
+    assert made.returncode == 0, made.stderr
+    assert key.stat().st_mode & 0o777 == 0o600
+    again = _run('hwbus-manage', 'seal-key', 'create', '--output', str(key),
+                 config=site.config)
+    assert again.returncode == 1
+    assert 'never overwritten' in _one_line(again)
+    config = _config(site.tmp / 'bmc.conf', site.broker,
+                     f'sqlite:///{site.tmp}/hwbus.sqlite', site.ironic.url,
+                     appliers='enroll',
+                     extra=f'\n[bmc]\naccount = create\n'
+                           f'\n[sealing]\nprivate_key_file = {key}\n'
+                           f'\n[enroll]\ndriver = redfish\n'
+                           f'\n[bootserver]\nimage_dir = {site.tmp}\n')
+    shown = _run('hwbus-manage', 'seal-key', 'show', config=config)
+    assert shown.stdout.strip() == made.stdout.strip()
+    check = _run('hwbus-manage', 'check', config=config)
+    lines = {line.split(':')[0][6:]: line for line in check.stdout.splitlines()
+             if line[:4] in ('OK  ', 'FAIL', 'NOTE')}
+    assert lines['sealing key'].startswith('OK'), check.stdout
+    assert lines['enroll hardware type'].startswith('FAIL'), check.stdout
+    assert 'enabled_hardware_types' in lines['enroll hardware type']
 
 
 def test_replaying_a_dead_letter_reaches_ironic_or_says_it_did_not(site):
