@@ -140,6 +140,16 @@ def test_the_sealing_key_is_made_once_and_checked(site):
     assert lines['sealing key'].startswith('OK'), check.stdout
     assert lines['enroll hardware type'].startswith('FAIL'), check.stdout
     assert 'enabled_hardware_types' in lines['enroll hardware type']
+    mac = boots.mac_for(next(NUMBERS))
+    issued = _run('hwbus-manage', 'issue', '--mac', mac, '--bmc', 'create',
+                  config=config)
+    assert issued.returncode == 0, issued.stderr
+    assert 'hwbus.bmc=create' in issued.stdout
+    assert f'hwbus.seal={made.stdout.strip()}' in issued.stdout
+    keyless = _run('hwbus-manage', 'issue', '--mac', mac, '--bmc', 'create',
+                   config=site.config)
+    assert keyless.returncode == 1
+    assert 'seal-key create' in _one_line(keyless)
 
 
 def test_replaying_a_dead_letter_reaches_ironic_or_says_it_did_not(site):
