@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import string
 from typing import Any
 
 from hwbus import sealing
@@ -32,6 +33,16 @@ IPMI, REDFISH = 'ipmi', 'redfish'
 FAMILIES = {'ipmi': IPMI, 'intel-ipmi': IPMI, 'redfish': REDFISH,
             'idrac': REDFISH}
 PASSWORD_FIELDS = {IPMI: 'ipmi_password', REDFISH: 'redfish_password'}
+# The account a ramdisk mints, and the only shape the consumer accepts:
+# anyone can seal to the public key on the kernel command line, so an
+# opened secret that a ramdisk would not have written (another user
+# name, a chosen short password, another encoding) is refused whole.
+USERNAME = 'hwbus'
+# Letters and digits only: some BMCs' web and serial front ends choke on
+# punctuation, and 16 of these still carry 95 bits.
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+# Set User Password's two forms: IPMI 2.0 stores 20 bytes, 1.5 stores 16.
+PASSWORD_LENGTHS = (20, 16)
 
 
 class BadBmcSecret(sealing.SealError):
@@ -53,6 +64,9 @@ class Secret:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Secret:
+        """The account in a ramdisk's plaintext, or BadBmcSecret: the
+        bytes must be exactly what ``to_bytes`` writes for the user
+        ``USERNAME`` and a password of the minted alphabet and length."""
         try:
             value = json.loads(data.decode('utf-8'))
         except (UnicodeDecodeError, ValueError):
@@ -62,15 +76,18 @@ class Secret:
             raise BadBmcSecret('the BMC secret has other fields than '
                                'username and password')
         username, password = value['username'], value['password']
-        if not (isinstance(username, str) and 0 < len(username) <= 32 and
-                username.isprintable()):
-            raise BadBmcSecret('the BMC user name is not short printable '
-                               'text')
-        if not (isinstance(password, str) and 0 < len(password) <= 64 and
-                password.isprintable()):
-            raise BadBmcSecret('the BMC password is not short printable '
-                               'text')
-        return cls(username, password)
+        if username != USERNAME:
+            raise BadBmcSecret(f'the BMC user name is not {USERNAME!r}')
+        if not (isinstance(password, str) and
+                len(password) in PASSWORD_LENGTHS and
+                set(password) <= set(PASSWORD_ALPHABET)):
+            raise BadBmcSecret('the BMC password is not one a ramdisk '
+                               'mints (letters and digits, length '
+                               f'{" or ".join(map(str, PASSWORD_LENGTHS))})')
+        secret = cls(username, password)
+        if secret.to_bytes() != data:
+            raise BadBmcSecret('the BMC secret is not canonical JSON')
+        return secret
 
 
 def has_credentials(node: Any) -> bool:

@@ -29,11 +29,11 @@ import dataclasses
 import logging
 import re
 import secrets
-import string
 import traceback
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from hwbus import bmc
 from hwbus.ramdisk.probes.sysroot import (
     CommandError,
     CommandNotFound,
@@ -45,12 +45,9 @@ from hwbus.ramdisk.probes.sysroot import (
 LOG = logging.getLogger(__name__)
 
 MODES = ('create', 'keep')
-DEFAULT_USERNAME = 'hwbus'
-# Letters and digits only: some BMCs' web and serial front ends choke on
-# punctuation, and 16 of these still carry 95 bits.
-PASSWORD_ALPHABET = string.ascii_letters + string.digits
-# Set User Password's two forms: IPMI 2.0 stores 20 bytes, 1.5 stores 16.
-PASSWORD_LENGTHS = (20, 16)
+DEFAULT_USERNAME = bmc.USERNAME
+PASSWORD_ALPHABET = bmc.PASSWORD_ALPHABET
+PASSWORD_LENGTHS = bmc.PASSWORD_LENGTHS
 # Slots below this are never changed: 1 is anonymous, 2 the vendor's admin.
 FIRST_SLOT = 3
 # The privilege hwbus's user gets: 4 is ADMINISTRATOR, what Ironic needs

@@ -223,6 +223,25 @@ def test_the_ramdisk_seals_the_new_password_to_the_consumer(made):
     assert bmc.Secret.from_bytes(opened) == bmc.Secret('hwbus', PASSWORD)
 
 
+@pytest.mark.parametrize('plaintext', [
+    b'{"password":"%s","username":"ADMIN"}' % PASSWORD.encode(),
+    b'{"password":"short1","username":"hwbus"}',
+    b'{"password":"%s","username":"hwbus"}' % (PASSWORD * 2).encode(),
+    b'{"password":"%s","username":"hwbus"}' % (PASSWORD[:19] + ' ').encode(),
+    b'{ "username": "hwbus", "password": "%s" }' % PASSWORD.encode(),
+    b'{"password":"x","password":"%s","username":"hwbus"}'
+    % PASSWORD.encode(),
+], ids=['another user', 'short', 'long', 'punctuation', 'not canonical',
+        'duplicate key'])
+def test_only_what_a_ramdisk_mints_opens(plaintext):
+    # Anyone can seal to the public key; the consumer takes only the
+    # account a ramdisk would have created, byte for byte.
+    with pytest.raises(bmc.BadBmcSecret):
+        bmc.Secret.from_bytes(plaintext)
+    assert bmc.Secret.from_bytes(bmc.Secret('hwbus', PASSWORD[:16])
+                                 .to_bytes()).password == PASSWORD[:16]
+
+
 def test_keep_sends_no_secret(made):
     document = _document()
     assert bmcstep.run(Root(), _params(sealing.new_private_key(), 'keep'),
