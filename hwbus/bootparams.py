@@ -11,11 +11,14 @@ the x86 kernel command line holds 2048 bytes.
     [hwbus.bmc=create|keep hwbus.seal=X25519-PUBLIC-B64URL]
 
 Further URLs may leave out the user and password; they take the first's.
+An IPv6 broker is written as a bracketed literal, as in any URL
+(RFC 3986): ``amqps://U:P@[2001:db8::1]:5671/%2F``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import shlex
 import urllib.parse
 
@@ -81,18 +84,90 @@ class BootParams:
         return result
 
 
+_UNBALANCED = ('a broker URL has unbalanced brackets or a bad port (an IPv6 '
+               'address goes in brackets: amqp://[2001:db8::1]:5672/)')
+
+
+def check_url(url: str) -> urllib.parse.SplitResult:
+    """``url`` split, or why it cannot be a broker URL.
+
+    urllib accepts much that a connection cannot use: an IPv6 address
+    without brackets reads as a host and a bad port, a bracketed name
+    or a zone id (``%25eth0``, which names an interface of the machine
+    that boots, unknown to whoever issues the URL) passes through to
+    getaddrinfo. Each is refused here, on both sides, so an issuer never
+    hands a ramdisk a URL it cannot connect to.
+
+    :raises BadBootParams: the message never repeats the URL (it may
+        hold a password).
+    """
+    scheme, _, rest = url.partition('://')
+    if scheme not in ('amqp', 'amqps'):
+        raise BadBootParams(f'{PREFIX}url must be amqp:// or amqps://, not '
+                            f'{scheme if scheme.isalpha() else "nothing"}://')
+    # The host as written, checked before urlsplit: what urlsplit accepts
+    # in brackets differs between Python releases.
+    end = min((i for i in map(rest.find, '/?#') if i >= 0),
+              default=len(rest))
+    host = rest[:end].rpartition('@')[2]
+    if host.startswith('['):
+        literal, close, after = host[1:].partition(']')
+        if not close:
+            raise BadBootParams(_UNBALANCED)
+        if '%' in literal:
+            raise BadBootParams('a broker URL names an IPv6 zone: use a '
+                                'global or unique-local address')
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            raise BadBootParams('a broker URL has brackets around something '
+                                'that is not an IPv6 address') from None
+        if after and not (after[0] == ':' and after[1:].isdigit()):
+            raise BadBootParams(_UNBALANCED)
+    elif '[' in host or ']' in host:
+        raise BadBootParams(_UNBALANCED)
+    elif any(c in host for c in '%\\') or not host.isprintable():
+        raise BadBootParams('a broker URL has a malformed host')
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise BadBootParams(_UNBALANCED) from None
+    if not parts.hostname:
+        raise BadBootParams('a broker URL has no host')
+    if port == 0:
+        raise BadBootParams('a broker URL has port 0')
+    return parts
+
+
+def server_name(url: str) -> str:
+    """The name TLS verifies the broker's certificate against: the host,
+    an IPv6 address without its brackets. Python matches an IP address
+    against the certificate's IP subjectAltNames and sends no SNI for it.
+    """
+    return check_url(url).hostname or ''
+
+
 def redact(url: str) -> str:
-    """A URL fit for a log line: the password replaced."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    """A URL fit for a log line: the password replaced.
+
+    Works on the text, not through urlsplit, so that a malformed URL
+    (unbalanced brackets, a bad port) is still masked and the host is
+    shown as written, IPv6 brackets included.
+    """
+    scheme, sep, rest = url.partition('://')
+    if not sep:
         return url
-    host = parts.hostname or ''
-    if ':' in host:
-        host = f'[{host}]'
-    if parts.port:
-        host = f'{host}:{parts.port}'
-    return urllib.parse.urlunsplit(
-        parts._replace(netloc=f'{parts.username}:***@{host}'))
+    end = min((i for i in map(rest.find, '/?#') if i >= 0),
+              default=len(rest))
+    userinfo, at, host = rest[:end].rpartition('@')
+    if not at and '@' in rest:
+        # An unescaped / ? or # in the password: mask up to the last @.
+        return f'{scheme}://***@{rest.rpartition("@")[2]}'
+    if not at or ':' not in userinfo:
+        return url
+    user = userinfo.partition(':')[0]
+    return f'{scheme}://{user}:***@{host}{rest[end:]}'
 
 
 def parse(cmdline: str) -> BootParams:
@@ -116,10 +191,7 @@ def parse(cmdline: str) -> BootParams:
             PREFIX + n for n in missing))
     urls = [u for u in values['url'].split(',') if u]
     for url in urls:
-        scheme = urllib.parse.urlsplit(url).scheme
-        if scheme not in ('amqp', 'amqps'):
-            raise BadBootParams(f'{PREFIX}url must be amqp:// or amqps://, '
-                                f'not {scheme or "nothing"}://')
+        check_url(url)
     if urllib.parse.urlsplit(urls[0]).password is None:
         raise BadBootParams(f'the first {PREFIX}url has no user and password')
     after = values.get('after', 'poweroff')

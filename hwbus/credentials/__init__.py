@@ -109,6 +109,13 @@ class Credentials:
         self.public_urls = list(public_urls)
         if not self.public_urls:
             raise ValueError('at least one public broker URL is needed')
+        for url in self.public_urls:
+            # What the ramdisk would refuse (an unbracketed IPv6 address,
+            # a zone id) fails here, at start, instead of on every boot.
+            try:
+                bootparams.check_url(url)
+            except bootparams.BadBootParams as exc:
+                raise ValueError(f'[broker] public_urls: {exc}') from None
         self.ca = ca
         self.max_connections = max_connections
         self.max_outstanding = max_outstanding

@@ -80,8 +80,10 @@ def connection_parameters(url: str, ca: str | None,
     params.client_properties = {'connection_name': name,
                                 'product': 'hwbus-ramdisk'}
     if urllib.parse.urlsplit(url).scheme == 'amqps':
+        # An IPv6 literal without brackets: the certificate must carry it
+        # as an IP subjectAltName.
         params.ssl_options = pika.SSLOptions(
-            ssl_context(ca), server_hostname=params.host)
+            ssl_context(ca), server_hostname=bootparams.server_name(url))
     return params
 
 
