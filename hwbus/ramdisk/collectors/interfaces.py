@@ -9,6 +9,7 @@ was left out, so an operator can see it and opt in.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from typing import Any
 
@@ -46,12 +47,34 @@ def _addresses() -> dict[str, dict[str, list[str]]]:
     return found
 
 
+_UNIQUE_LOCAL = ipaddress.IPv6Network('fc00::/7')
+
+
 def _pick_ipv6(addresses: list[str]) -> str | None:
-    """A global address when there is one, else the link-local one."""
-    for address in addresses:
-        if not address.lower().startswith('fe80:'):
-            return address
-    return addresses[0] if addresses else None
+    """The one ``ipv6_address`` of a port, as Ironic has one field.
+
+    Global first (what the port is reached by from elsewhere), then
+    unique-local and site-local (fec0::/10, which QEMU's user network
+    still advertises), then link-local; loopback, multicast and what
+    does not parse are never reported. Ties keep the kernel's order.
+    """
+    ranked = []
+    for n, text in enumerate(addresses):
+        try:
+            address = ipaddress.IPv6Address(text)
+        except ValueError:
+            continue
+        if address.is_loopback or address.is_multicast or \
+                address.is_unspecified:
+            continue
+        if address.is_link_local:
+            rank = 2
+        elif address.is_site_local or address in _UNIQUE_LOCAL:
+            rank = 1
+        else:
+            rank = 0
+        ranked.append((rank, n, address.compressed))
+    return min(ranked)[2] if ranked else None
 
 
 def _infiniband_mac(address: str) -> tuple[str | None, str | None]:
