@@ -1,13 +1,23 @@
 """hwbus-bootserver's WSGI application (Flask).
 
-``GET /boot.ipxe?mac=${net0/mac}`` issues a credential bound to that MAC
-and answers an iPXE script that boots the hwbus ramdisk with the boot's
-``hwbus.*`` parameters. Refusals (a malformed MAC, a rate limit, too many
-outstanding credentials, the broker unreachable) answer an iPXE script
-too, which prints why on the machine's console and exits, so firmware
-falls through to its next boot device instead of hanging.
+``GET /boot.ipxe?mac=${net0/mac}`` (iPXE) and ``GET /boot.grub?mac=
+$net_default_mac`` (a signed GRUB after UEFI HTTP boot) issue a
+credential bound to that MAC and answer a script, in the loader's own
+language, that boots the hwbus ramdisk with the boot's ``hwbus.*``
+parameters. Both go through one path (``_issue``): the same limits,
+refusals and log lines. Refusals (a malformed MAC or architecture, a
+rate limit, too many outstanding credentials, the broker unreachable)
+answer a script too, which prints why on the machine's console and
+exits, so firmware falls through to its next boot device instead of
+hanging.
 
-Only GET has effects: HEAD and every other method on /boot.ipxe are
+``arch=`` (iPXE's ``${buildarch}``, GRUB's ``$grub_cpu``) picks the
+image: ``image_dir`` holds the x86-64 kernel and initramfs, and one
+subdirectory per other architecture (``arm64/``). The firmware's own
+loaders (shim, GRUB) are served from their configured paths, and
+``/grub/grub.cfg`` is the static config the signed GRUB looks for.
+
+Only GET has effects: HEAD and every other method on a boot script are
 answered 405 (``Allow: GET``) and issue nothing. Client-supplied text
 (the raw MAC, the method) reaches logs and scripts only through
 ``printable()`` or ``repr()``.
@@ -23,34 +33,43 @@ from typing import Any
 
 import flask
 
+from hwbus.bootserver import scripts
 from hwbus.bootserver.ratelimit import Limiter
+from hwbus.bootserver.scripts import Boot, Grub, Ipxe, printable
 from hwbus.credentials import BOOTSERVER, BadMac, Credentials, normalize_mac
 from hwbus.errors import HwbusError
-from hwbus.text import escape
+
+__all__ = ['create_app', 'is_download', 'missing_images', 'printable']
 
 LOG = logging.getLogger(__name__)
 IMAGES = ('vmlinuz', 'initramfs.zst')
+# Architectures a boot may ask for (arch=, as iPXE's ${buildarch} and
+# GRUB's $grub_cpu name them) and their subdirectory of image_dir.
+ARCHES = {'x86_64': '', 'arm64': 'arm64'}
+DEFAULT_ARCH = 'x86_64'  # a boot that names none (older iPXE, BIOS)
+# Firmware loaders served at the top level, by the [bootserver] option
+# holding each one's path. shim loads grub<arch>.efi from the directory
+# it came from; grubnetaa64.efi is what arm64 firmware is pointed at.
+LOADERS = {'shimx64.efi': 'shim_x64', 'grubx64.efi': 'grub_x64',
+           'shimaa64.efi': 'shim_aa64', 'grubaa64.efi': 'grub_aa64',
+           'grubnetaa64.efi': 'grub_aa64'}
+# Where the signed GRUB's embedded config looks ($prefix is /grub).
+GRUB_CFG = '/grub/grub.cfg'
+DIALECTS = (Ipxe, Grub)
 
 
-def printable(text: str, limit: int = 200) -> str:
-    """Text safe for one log line or one iPXE ``echo``: control and
-    non-ASCII characters escaped, cut at ``limit`` characters."""
-    return escape(text, limit).encode('ascii', 'backslashreplace').decode()
+class _Refused(Exception):
+    """A boot request that gets no credential: why, and the HTTP status."""
+
+    def __init__(self, why: str, status: int) -> None:
+        super().__init__(why)
+        self.why, self.status = why, status
 
 
-def _script(lines: list[str], status: int = 200) -> flask.Response:
-    return flask.Response('#!ipxe\n' + '\n'.join(lines) + '\n',
-                          status=status, mimetype='text/plain')
-
-
-def _refuse(why: str, status: int, client: str) -> flask.Response:
-    """An iPXE script that prints why and exits, so the firmware moves on
-    to its next boot device; one log line naming the client."""
-    safe = printable(why)
-    LOG.warning('boot request from %s refused (%d): %s', client, status,
-                safe)
-    return _script([f'echo hwbus: boot refused: {safe}', 'sleep 10',
-                    'exit 1'], status)
+def is_download(path: str) -> bool:
+    """Requests served from the download thread pool (hwbus.bootserver.
+    server): images and loaders, which hold a thread while sent."""
+    return path.startswith('/images/') or path.lstrip('/') in LOADERS
 
 
 def _networks(addresses: list[str]) -> list[Any]:
@@ -74,13 +93,28 @@ def client_address(proxies: list[Any]) -> str:
         return peer
 
 
-def missing_images(group: Any) -> list[str]:
-    """The ramdisk files this server should serve and cannot."""
-    wanted = [name for name, url in zip(IMAGES, (group.kernel_url,
-                                                 group.initrd_url),
-                                        strict=True) if not url]
+def image_path(group: Any, arch: str, name: str) -> str:
+    return os.path.join(group.image_dir, ARCHES[arch], name)
+
+
+def missing_images(group: Any, arch: str = DEFAULT_ARCH) -> list[str]:
+    """The ramdisk files for ``arch`` this server should serve and
+    cannot. kernel_url and initrd_url stand for the x86-64 images only."""
+    urls = ((group.kernel_url, group.initrd_url) if arch == DEFAULT_ARCH
+            else (None, None))
+    wanted = [name for name, url in zip(IMAGES, urls, strict=True)
+              if not url]
     return [name for name in wanted
-            if not os.path.isfile(os.path.join(group.image_dir, name))]
+            if not os.path.isfile(image_path(group, arch, name))]
+
+
+def _arch(raw: str | None) -> str:
+    if raw is None or raw == '':  # iPXE without ${buildarch}: as before
+        return DEFAULT_ARCH
+    if raw not in ARCHES:
+        raise _Refused(f'architecture {printable(raw, 40)!r} is not one of '
+                      f'{", ".join(ARCHES)}', 400)
+    return raw
 
 
 def create_app(credentials: Credentials, settings: Any,
@@ -104,32 +138,45 @@ def create_app(credentials: Credentials, settings: Any,
     def base_url() -> str:
         return (group.public_url or flask.request.host_url).rstrip('/')
 
-    @app.get('/boot.ipxe', provide_automatic_options=False)
-    def boot() -> flask.Response:
-        client = client_address(proxies)
-        if flask.request.method != 'GET':
-            # Werkzeug routes HEAD to GET handlers: only GET has effects.
-            return _only_get(client)
-        raw = flask.request.args.get('mac')
-        if raw is None:
-            # iPXE does not expand settings in a DHCP boot file name: ask
-            # it to come back with its MAC.
-            return _script([f'chain {base_url()}/boot.ipxe'
-                            '?mac=${net0/mac}'])
+    def images(arch: str) -> tuple[str, str]:
+        sub = f'{ARCHES[arch]}/' if ARCHES[arch] else ''
+        if arch == DEFAULT_ARCH:
+            return (group.kernel_url or f'{base_url()}/images/vmlinuz',
+                    group.initrd_url or
+                    f'{base_url()}/images/initramfs.zst')
+        return (f'{base_url()}/images/{sub}vmlinuz',
+                f'{base_url()}/images/{sub}initramfs.zst')
+
+    def kernel_args(arch: str) -> list[str]:
+        args = group.kernel_args
+        if arch == 'arm64' and group.arm64_kernel_args:
+            args = group.arm64_kernel_args
+        return args.split()
+
+    def _issue(dialect: Any, client: str) -> Boot:
+        """The one way a boot script gets a credential, whichever loader
+        asks: validate, limit, ask the binding rule, check the images,
+        issue. Raises _Refused with the reason and the status."""
+        raw = flask.request.args.get('mac', '')
         try:
             mac = normalize_mac(raw)
         except BadMac as exc:  # its text holds repr() of the raw value
-            return _refuse(str(exc), 400, client)
+            raise _Refused(str(exc), 400) from None
+        arch = _arch(flask.request.args.get('arch'))
         why = limiter.check(client, mac)
         if why:
-            return _refuse(why, 429, client)
+            raise _Refused(why, 429)
         why = refusal_for(mac) if refusal_for else None
         if why:
-            return _refuse(why, 403, client)
-        missing = missing_images(group)
+            raise _Refused(why, 403)
+        missing = missing_images(group, arch)
         if missing:  # a credential the machine could not use
-            return _refuse(f'{", ".join(missing)} missing in [bootserver] '
-                           f'image_dir {group.image_dir}', 503, client)
+            raise _Refused(f'{", ".join(missing)} missing in [bootserver] '
+                          f'image_dir {group.image_dir} for {arch}', 503)
+        try:
+            kernel, initrd = (dialect.url(u) for u in images(arch))
+        except scripts.UnreachableUrl as exc:
+            raise _Refused(str(exc), 503) from None
         try:
             issued = credentials.issue(mac=mac, ttl=group.credential_ttl,
                                        after=settings.ramdisk.after,
@@ -142,42 +189,97 @@ def create_app(credentials: Credentials, settings: Any,
         except HwbusError as exc:
             status = {'too-many-for-mac': 429, 'broker-unavailable': 503,
                       'store-unavailable': 503}.get(exc.reason, 500)
-            return _refuse(f'{exc.reason}: {exc}', status, client)
-        kernel = group.kernel_url or f'{base_url()}/images/vmlinuz'
-        initrd = group.initrd_url or f'{base_url()}/images/initramfs.zst'
-        LOG.info('issued boot %s for %s to %s (expires %s)',
-                 issued.credential.boot_id, mac, client,
-                 issued.credential.expires_at)
-        return _script([
-            f'echo hwbus: discovery boot {issued.credential.boot_id} for '
-            f'{mac}',
-            f'kernel {kernel} initrd=initramfs.zst {group.kernel_args} '
-            f'{issued.cmdline} BOOTIF=01-${{net0/mac:hexhyp}}',
-            f'initrd {initrd}',
-            'boot'])
+            raise _Refused(f'{exc.reason}: {exc}', status) from None
+        LOG.info('issued boot %s for %s (%s, %s) to %s (expires %s)',
+                 issued.credential.boot_id, mac, arch, dialect.path[1:],
+                 client, issued.credential.expires_at)
+        return Boot(boot_id=issued.credential.boot_id, mac=mac,
+                    kernel=kernel, initrd=initrd,
+                    args=[*kernel_args(arch), *issued.cmdline.split()])
 
-    def _only_get(client: str) -> flask.Response:
-        response = _refuse(f'{printable(flask.request.method, 20)} '
-                           f'/boot.ipxe: only GET issues a credential', 405,
-                           client)
+    def _answer(dialect: Any, text: str, status: int = 200
+                ) -> flask.Response:
+        return flask.Response(text, status=status,
+                              mimetype=dialect.mimetype)
+
+    def _refuse(dialect: Any, why: str, status: int, client: str
+                ) -> flask.Response:
+        """A script that prints why and exits, so the firmware moves on
+        to its next boot device; one log line naming the client."""
+        LOG.warning('boot request from %s refused (%d): %s', client, status,
+                    printable(why))
+        return _answer(dialect, dialect.refusal(why), status)
+
+    def _boot_script(dialect: Any) -> flask.Response:
+        client = client_address(proxies)
+        if flask.request.method != 'GET':
+            # Werkzeug routes HEAD to GET handlers: only GET has effects.
+            return _only_get(dialect, client)
+        if dialect is Ipxe and flask.request.args.get('mac') is None:
+            return _answer(dialect, Ipxe.come_back(base_url()))
+        try:
+            boot = _issue(dialect, client)
+        except _Refused as exc:
+            return _refuse(dialect, exc.why, exc.status, client)
+        return _answer(dialect, dialect.boot(boot))
+
+    @app.get('/boot.ipxe', provide_automatic_options=False)
+    def boot_ipxe() -> flask.Response:
+        return _boot_script(Ipxe)
+
+    @app.get('/boot.grub', provide_automatic_options=False)
+    def boot_grub() -> flask.Response:
+        return _boot_script(Grub)
+
+    def _only_get(dialect: Any, client: str) -> flask.Response:
+        response = _refuse(dialect, f'{printable(flask.request.method, 20)} '
+                           f'{dialect.path}: only GET issues a credential',
+                           405, client)
         response.headers['Allow'] = 'GET'
         return response
 
     @app.errorhandler(405)
     def not_allowed(exc: Exception) -> Any:
-        if flask.request.path == '/boot.ipxe':
-            return _only_get(client_address(proxies))
+        for dialect in DIALECTS:
+            if flask.request.path == dialect.path:
+                return _only_get(dialect, client_address(proxies))
         return exc
 
-    @app.get('/images/<name>')
-    def image(name: str) -> flask.Response:
-        if name not in IMAGES:
+    @app.get(GRUB_CFG)
+    def grub_cfg() -> flask.Response:
+        try:
+            base = Grub.url(base_url()).rstrip('/')
+        except scripts.UnreachableUrl as exc:
+            return _refuse(Grub, str(exc), 503, client_address(proxies))
+        return _answer(Grub, scripts.grub_cfg(base))
+
+    @app.get('/<name>', provide_automatic_options=False)
+    def loader(name: str) -> flask.Response:
+        option = LOADERS.get(name)
+        path = getattr(group, option, None) if option else None
+        if not path or not os.path.isfile(path):
             flask.abort(404)
-        path = os.path.join(group.image_dir, name)
-        if not os.path.exists(path):
+        LOG.info('serving %s to %s', name, client_address(proxies))
+        return flask.send_file(path, mimetype='application/efi',
+                               conditional=True)
+
+    def _send_image(arch: str, name: str) -> flask.Response:
+        path = image_path(group, arch, name)
+        if name not in IMAGES or not os.path.exists(path):
             flask.abort(404)
         return flask.send_file(path, mimetype='application/octet-stream',
                                conditional=True)
+
+    @app.get('/images/<name>')
+    def image(name: str) -> flask.Response:
+        return _send_image(DEFAULT_ARCH, name)
+
+    @app.get('/images/<sub>/<name>')
+    def arch_image(sub: str, name: str) -> flask.Response:
+        arch = {d: a for a, d in ARCHES.items() if d}.get(sub)
+        if arch is None:
+            flask.abort(404)
+        return _send_image(arch, name)
 
     @app.get('/healthz')
     def health() -> flask.Response:

@@ -14,9 +14,10 @@ connection costs a socket and a little memory, not a thread:
 * a head may have ``max_header_size`` bytes (h11's incomplete-event
   limit; more is answered 431);
 * only a complete request reaches the Flask app, through a2wsgi, in one
-  of two thread pools: ``image_threads`` for /images/ (a download holds
-  its thread while the client reads) and ``threads`` for the rest, so
-  downloads can never delay a boot script or a health check;
+  of two thread pools: ``image_threads`` for downloads (/images/ and the
+  firmware loaders: a download holds its thread while the client reads)
+  and ``threads`` for the rest, so downloads can never delay a boot
+  script or a health check;
 * a request with a body is refused before anything reads the body (the
   boot server takes none), so a slowly sent body holds no thread either;
 * a client that does not accept the next part of a response within
@@ -31,6 +32,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
+
+from hwbus.bootserver.app import is_download
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ class Front:
             await _answer(send, 413, 'request bodies are not accepted\n')
             return
         client = (scope.get('client') or ('-',))[0]
-        pool = (self.images if scope['path'].startswith('/images/')
+        pool = (self.images if is_download(scope['path'])
                 else self.scripts)
         await pool(scope, receive,
                    _SendDeadline(send, self.send_timeout, client))

@@ -4,7 +4,8 @@ from oslo_config import cfg
 
 GROUP = cfg.OptGroup('bootserver', title='Boot server',
                      help='hwbus-bootserver: issues a credential per boot '
-                          'and answers iPXE with the hwbus ramdisk.')
+                          'and answers iPXE or GRUB with the hwbus '
+                          'ramdisk.')
 
 OPTS = [
     cfg.HostAddressOpt('host', default='127.0.0.1',
@@ -50,14 +51,49 @@ OPTS = [
     cfg.StrOpt('key_file',
                help='PEM private key of cert_file.'),
     cfg.StrOpt('image_dir', default='/var/lib/hwbus/images',
-               help='Directory holding vmlinuz and initramfs.zst, served '
-                    'under /images/ when kernel_url is not set.'),
+               help='Directory holding the x86-64 vmlinuz and '
+                    'initramfs.zst, served under /images/ when kernel_url '
+                    'is not set, and one subdirectory per other '
+                    'architecture (arm64/vmlinuz, arm64/initramfs.zst, '
+                    'served under /images/arm64/). A boot names its '
+                    'architecture with arch= (iPXE\'s ${buildarch}, '
+                    'GRUB\'s $grub_cpu).'),
+    cfg.StrOpt('shim_x64', default='/usr/lib/shim/shimx64.efi.signed',
+               help='Signed shim for x86-64 UEFI (Debian shim-signed), '
+                    'served as /shimx64.efi: the boot file URL for UEFI '
+                    'HTTP boot, with Secure Boot on or off.'),
+    cfg.StrOpt('grub_x64',
+               default='/usr/lib/grub/x86_64-efi-signed/'
+                       'grubnetx64.efi.signed',
+               help='Signed network GRUB for x86-64 UEFI (Debian '
+                    'grub-efi-amd64-signed), served as /grubx64.efi, the '
+                    'name shim loads from the directory it came from. Its '
+                    'embedded config sources /grub/grub.cfg, which loads '
+                    'the per-boot /boot.grub.'),
+    cfg.StrOpt('shim_aa64', default='/usr/lib/shim/shimaa64.efi.signed',
+               help='Signed shim for arm64 UEFI, served as /shimaa64.efi '
+                    '(for Secure Boot on arm64; not needed otherwise).'),
+    cfg.StrOpt('grub_aa64',
+               default='/usr/lib/grub/arm64-efi-signed/'
+                       'grubnetaa64.efi.signed',
+               help='Network GRUB for arm64 UEFI (Debian '
+                    'grub-efi-arm64-signed), served as /grubnetaa64.efi '
+                    '(the boot file URL for arm64 UEFI HTTP boot) and as '
+                    '/grubaa64.efi (the name shimaa64.efi loads).'),
+    cfg.StrOpt('arm64_kernel_args',
+               help='Kernel arguments for arm64 boots instead of '
+                    'kernel_args (their consoles differ: ttyAMA0 on '
+                    'QEMU virt and many arm64 servers). Unset: '
+                    'kernel_args.'),
     cfg.StrOpt('kernel_url',
-               help='URL of the ramdisk kernel, when another server serves '
-                    'the images. Unset: this server, /images/vmlinuz.'),
+               help='URL of the x86-64 ramdisk kernel, when another '
+                    'server serves the images. Unset: this server, '
+                    '/images/vmlinuz. Other architectures are always '
+                    'served from image_dir. GRUB (UEFI HTTP boot) fetches '
+                    'plain http:// URLs only.'),
     cfg.StrOpt('initrd_url',
-               help='URL of the ramdisk initramfs. Unset: this server, '
-                    '/images/initramfs.zst.'),
+               help='URL of the x86-64 ramdisk initramfs. Unset: this '
+                    'server, /images/initramfs.zst.'),
     cfg.StrOpt('public_url',
                help='This server\'s URL as booting machines reach it, for '
                     'the image URLs. Unset: taken from each request.'),

@@ -56,7 +56,9 @@ def _conf(tmp_path, images=True, **bootserver):
                  credential_ttl=900, per_client_burst=10,
                  per_client_interval=60, per_mac_burst=2,
                  per_mac_interval=10, global_rate=20.0, global_burst=100,
-                 trusted_proxies=[], per_mac_outstanding=2)
+                 trusted_proxies=[], per_mac_outstanding=2,
+                 arm64_kernel_args=None, shim_x64=None, grub_x64=None,
+                 shim_aa64=None, grub_aa64=None)
     group.update(bootserver)
     return types.SimpleNamespace(
         bootserver=types.SimpleNamespace(**group),
@@ -399,3 +401,195 @@ def test_the_bmc_mode_is_asked_per_mac(tmp_path):
         assert client.get(f'/boot.ipxe?mac={mac}').status_code == 200
     assert asked == ['52:54:00:00:00:01', '52:54:00:00:00:02']
     assert creds.bmc == ['keep', 'create']
+
+
+# -- /boot.grub: the same issuing path, in GRUB's language ----------------
+def grub_words(line):
+    """The words GRUB's lexer makes of one script line: single quotes are
+    literal, backslash escapes one character outside them, and anything
+    unquoted that GRUB would expand or split on ($, ;, |, &, <, >, {, })
+    is reported as such, so a test can insist there is none."""
+    words, word, i, quoted = [], '', 0, False
+    while i < len(line):
+        c = line[i]
+        if c == "'":
+            end = line.index("'", i + 1)
+            word, quoted, i = word + line[i + 1:end], True, end + 1
+            continue
+        if c == '\\':
+            word, quoted, i = word + line[i + 1], True, i + 2
+            continue
+        if c in ' \t':
+            if word or quoted:
+                words.append(word)
+            word, quoted, i = '', False, i + 1
+            continue
+        if c in '$;|&<>{}"#':
+            raise AssertionError(f'unquoted {c!r} in {line!r}')
+        word, i = word + c, i + 1
+    if word or quoted:
+        words.append(word)
+    return words
+
+
+def _grub(client, mac, address='127.0.0.1', arch=None, **kwargs):
+    query = f'/boot.grub?mac={mac}' + (f'&arch={arch}' if arch else '')
+    return client.get(query, environ_base={'REMOTE_ADDR': address},
+                      **kwargs)
+
+
+def test_grub_gets_the_ramdisk_with_the_boots_parameters(tmp_path):
+    creds = FakeCredentials()
+    response = _grub(_client(tmp_path, creds, public_url=None),
+                     '52:54:00:AB:CD:EF', arch='x86_64')
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and creds.issued == [
+        '52:54:00:ab:cd:ef']
+    echo, linux, initrd, boot = text.splitlines()
+    assert grub_words(echo) == ['echo', 'hwbus: discovery boot boot1 for '
+                                        '52:54:00:ab:cd:ef']
+    assert grub_words(linux) == [
+        'linux', '(http,localhost)/images/vmlinuz', 'console=ttyS0',
+        'hwbus.url=amqp://u:SECRET@h/', 'hwbus.boot=boot1', 'hwbus.key=KEY',
+        'BOOTIF=01-52-54-00-ab-cd-ef']
+    assert grub_words(initrd) == ['initrd',
+                                  '(http,localhost)/images/initramfs.zst']
+    assert boot == 'boot'
+
+
+@pytest.mark.parametrize('mac', ['52:54:00:ab:cd:ef', '52-54-00-AB-CD-EF',
+                                 '52:54:00:AB:CD:EF', '525400abcdef'])
+def test_grub_macs_in_any_form_are_the_one_normalised_mac(tmp_path, mac):
+    creds = FakeCredentials()
+    assert _grub(_client(tmp_path, creds), mac).status_code == 200
+    assert creds.issued == ['52:54:00:ab:cd:ef']
+
+
+def test_the_mac_budget_is_one_for_both_loaders(tmp_path):
+    """A machine cannot double its credentials by asking in both
+    languages: /boot.ipxe and /boot.grub spend the same budget."""
+    creds = FakeCredentials()
+    client = _client(tmp_path, creds)
+    mac = '52:54:00:00:00:11'
+    assert _boot(client, mac).status_code == 200
+    assert _grub(client, mac).status_code == 200
+    assert _grub(client, mac).status_code == 429
+    assert _boot(client, mac).status_code == 429
+    assert len(creds.issued) == 2
+
+
+HOSTILE = ["52:54:00:00:00:01' ; reboot ; echo '", '52:54:00:00:00:01";reboot',
+           '$(reboot)', '${prefix}', '52:54%0a%0dlinux (http,evil)/x',
+           "'\\''", '\\', 'x' * 500, '%00%1b[2J%c3%a9']
+
+
+@pytest.mark.parametrize('mac', HOSTILE)
+def test_hostile_macs_get_a_grub_refusal_that_only_echoes(tmp_path, mac):
+    creds = FakeCredentials()
+    response = _grub(_client(tmp_path, creds), mac)
+    assert response.status_code == 400 and creds.issued == []
+    echo, sleep, leave = response.get_data(as_text=True).splitlines()
+    words = grub_words(echo)
+    assert words[0] == 'echo' and len(words) == 2
+    assert words[1].startswith('hwbus: boot refused: ')
+    assert not any(c in words[1] for c in '\r\n\x00\x1b\xe9')
+    assert (sleep, leave) == ('sleep 10', 'exit 1')
+
+
+@pytest.mark.parametrize('arch', ["x86_64' ; reboot ; '", 'i386', 'arm',
+                                  'X86_64', '../arm64', 'arm64/..', '%0a'])
+def test_an_unknown_architecture_is_refused_without_issuing(tmp_path, arch):
+    creds = FakeCredentials()
+    response = _grub(_client(tmp_path, creds), '52:54:00:00:00:01',
+                     arch=arch)
+    assert response.status_code == 400 and creds.issued == []
+    words = grub_words(response.get_data(as_text=True).splitlines()[0])
+    assert len(words) == 2 and 'is not one of x86_64, arm64' in words[1]
+
+
+def test_arm64_boots_its_own_images_and_console(tmp_path):
+    creds = FakeCredentials()
+    client = _client(tmp_path, creds, arm64_kernel_args='console=ttyAMA0',
+                     public_url='http://192.0.2.1:8086')
+    refused = _grub(client, '52:54:00:00:00:01', arch='arm64')
+    assert refused.status_code == 503 and creds.issued == []
+    assert 'vmlinuz, initramfs.zst missing in [bootserver] image_dir' in \
+        refused.get_data(as_text=True)
+    (tmp_path / 'arm64').mkdir()
+    for name in ('vmlinuz', 'initramfs.zst'):
+        (tmp_path / 'arm64' / name).write_bytes(b'arm64 ' + name.encode())
+    text = _grub(client, '52:54:00:00:00:01', arch='arm64').get_data(
+        as_text=True)
+    linux = grub_words(text.splitlines()[1])
+    assert linux[1] == '(http,192.0.2.1:8086)/images/arm64/vmlinuz'
+    assert linux[2] == 'console=ttyAMA0' and 'console=ttyS0' not in linux
+    assert grub_words(text.splitlines()[2])[1] == \
+        '(http,192.0.2.1:8086)/images/arm64/initramfs.zst'
+    assert client.get('/images/arm64/vmlinuz').data == b'arm64 vmlinuz'
+    assert client.get('/images/vmlinuz').data == b'image'
+    for path in ('/images/x86_64/vmlinuz', '/images/arm64/secret',
+                 '/images/arm64/..%2Fvmlinuz', '/images/../vmlinuz'):
+        assert client.get(path).status_code == 404, path
+    # iPXE asks with ${buildarch}, and gets the same images
+    text = _boot(client, '52:54:00:00:00:02&arch=arm64').get_data(
+        as_text=True)
+    assert 'kernel http://192.0.2.1:8086/images/arm64/vmlinuz ' in text
+
+
+def test_ipxe_is_asked_to_come_back_with_its_architecture(tmp_path):
+    text = _client(tmp_path).get('/boot.ipxe').get_data(as_text=True)
+    assert 'chain http://localhost/boot.ipxe?mac=${net0/mac}' \
+           '&arch=${buildarch}' in text
+
+
+def test_grub_cannot_fetch_https_so_nothing_is_issued(tmp_path):
+    creds = FakeCredentials()
+    client = _client(tmp_path, creds, public_url='https://boot.example')
+    response = _grub(client, '52:54:00:00:00:01')
+    assert response.status_code == 503 and creds.issued == []
+    assert 'GRUB fetches over plain http only' in response.get_data(
+        as_text=True)
+    assert client.get('/grub/grub.cfg').status_code == 503
+    # iPXE speaks https: its path is not affected
+    assert _boot(client, '52:54:00:00:00:01').status_code == 200
+
+
+def test_grub_cfg_loads_the_per_boot_script_with_grubs_own_mac(tmp_path):
+    text = _client(tmp_path, public_url='http://10.0.2.2:8086/').get(
+        '/grub/grub.cfg').get_data(as_text=True)
+    assert 'source "(http,10.0.2.2:8086)/boot.grub' \
+           '?mac=${net_default_mac}&arch=${grub_cpu}"' in text
+    assert text.rstrip().endswith('exit 1')
+
+
+@pytest.mark.parametrize('method', ['HEAD', 'POST', 'PUT', 'DELETE',
+                                    'OPTIONS'])
+def test_only_get_on_boot_grub_issues_a_credential(tmp_path, method):
+    creds = FakeCredentials()
+    response = _client(tmp_path, creds).open(
+        '/boot.grub?mac=52:54:00:00:00:01', method=method)
+    assert response.status_code == 405 and response.headers['Allow'] == 'GET'
+    assert creds.issued == []
+
+
+def test_loaders_are_served_from_their_options_and_nothing_else(tmp_path):
+    shim, grub = tmp_path / 'shim.signed', tmp_path / 'grub.signed'
+    shim.write_bytes(b'shim')
+    grub.write_bytes(b'grub')
+    client = _client(tmp_path, shim_x64=str(shim), grub_x64=str(grub),
+                     grub_aa64=str(tmp_path / 'absent'))
+    assert client.get('/shimx64.efi').data == b'shim'
+    assert client.get('/grubx64.efi').data == b'grub'
+    for path in ('/grubnetaa64.efi', '/grubaa64.efi', '/shimaa64.efi',
+                 '/vmlinuz', '/shim.signed', '/..%2Fshim.signed',
+                 '/grubx64.efi/x'):
+        assert client.get(path).status_code == 404, path
+
+
+def test_downloads_take_the_image_threads():
+    from hwbus.bootserver.app import is_download
+
+    assert is_download('/images/vmlinuz') and is_download('/shimx64.efi')
+    assert is_download('/grubnetaa64.efi')
+    assert not any(is_download(p) for p in (
+        '/boot.grub', '/boot.ipxe', '/grub/grub.cfg', '/healthz'))
