@@ -32,6 +32,16 @@ from hwbus.localstack.common import (
 RABBITMQ_BIN = pathlib.Path('/usr/lib/rabbitmq/bin')
 
 
+def ipv6_loopback() -> bool:
+    """Whether ::1 can be bound here (IPv6 may be off on a host)."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(('::1', 0))
+        return True
+    except OSError:
+        return False
+
+
 class RabbitMQServer:
     """Start with start(), stop with stop(); the URLs are attributes."""
 
@@ -41,6 +51,7 @@ class RabbitMQServer:
                  epmd_port: int | None = None,
                  admin_password: str | None = None,
                  host: str = '127.0.0.1',
+                 cert_hosts: tuple[str, ...] | None = None,
                  max_message_size: int = 1024 * 1024) -> None:
         self.name = name or f'hwbus-{secrets.token_hex(4)}'
         # The broker refuses larger bodies at publish (docs/security.md).
@@ -48,6 +59,14 @@ class RabbitMQServer:
         # The address clients use (AMQP, management); a network namespace
         # test puts it on a veth. Erlang distribution stays on loopback.
         self.host = host
+        # On loopback the node also listens on ::1 (AMQP and AMQPS) with
+        # the same ports: QEMU's IPv6 user network takes an IPv6-only
+        # guest to the host's ::1 (tests/e2e/test_ipv6.py).
+        self.ipv6_host = ('::1' if host == '127.0.0.1' and ipv6_loopback()
+                          else None)
+        # The names and addresses the AMQPS certificate is for.
+        self.cert_hosts = cert_hosts or (
+            'localhost', '127.0.0.1', *filter(None, [self.ipv6_host]))
         self._user = None
         if os.geteuid() == 0:
             try:
@@ -114,8 +133,9 @@ class RabbitMQServer:
             'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS':
                 '-kernel inet_dist_use_interface {127,0,0,1}',
         })
-        if self.tls_only:
-            # These would add a plain listener back.
+        if self.tls_only or self.ipv6_host:
+            # These would add a plain listener back, or replace the
+            # configuration file's two with one.
             del env['RABBITMQ_NODE_IP_ADDRESS'], env['RABBITMQ_NODE_PORT']
         return env
 
@@ -138,6 +158,7 @@ class RabbitMQServer:
         else:
             listeners = textwrap.dedent(f'''\
                 listeners.tcp.1 = {self.host}:{self.amqp_port}
+                {self._ipv6_listener('tcp', self.amqp_port)}
                 management.tcp.ip = {self.host}
                 management.tcp.port = {self.management_port}
                 ''')
@@ -153,10 +174,12 @@ class RabbitMQServer:
             '''))
         if self.tls_ca is not None:
             cacert = self.tls_ca.write(self.ca_file)
-            cert, key = self.tls_ca.issue(self.workdir)
+            cert, key = self.tls_ca.issue(self.workdir,
+                                          hosts=self.cert_hosts)
             with open(self.workdir / 'rabbitmq.conf', 'a') as f:
                 f.write(textwrap.dedent(f'''\
                     listeners.ssl.default = {self.host}:{self.amqps_port}
+                    {self._ipv6_listener('ssl', self.amqps_port)}
                     ssl_options.cacertfile = {cacert}
                     ssl_options.certfile = {cert}
                     ssl_options.keyfile = {key}
@@ -178,6 +201,12 @@ class RabbitMQServer:
         if self._user is not None:
             for path in [self.workdir, *self.workdir.rglob('*')]:
                 os.chown(path, self._user.pw_uid, self._user.pw_gid)
+
+    def _ipv6_listener(self, kind: str, port: int) -> str:
+        """The ::1 listener's line of rabbitmq.conf, else a comment."""
+        if self.ipv6_host is None:
+            return '# no IPv6 loopback'
+        return f'listeners.{kind}.ipv6 = {self.ipv6_host}:{port}'
 
     def _popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         if self._user is not None:
@@ -221,8 +250,10 @@ class RabbitMQServer:
 
     def _amqp_open(self) -> bool:
         port = self.amqps_port if self.tls_only else self.amqp_port
-        with socket.create_connection((self.host, port), 1):
-            return True
+        for host in filter(None, (self.host, self.ipv6_host)):
+            with socket.create_connection((host, port), 1):
+                pass
+        return True
 
     @property
     def client_urls(self) -> list[str]:
