@@ -1,15 +1,24 @@
 """End to end: the real ramdisk under QEMU against the real servers.
 
 The image is built from this source tree by tools/build-ramdisk (cached
-by a hash of its inputs). QEMU runs under TCG: on the CI machine nested
-KVM hangs this kernel right after "Probing EDD" (set HWBUS_QEMU_ACCEL=kvm
-where KVM works). The guest reaches the host's loopback as 10.0.2.2.
+by a hash of its inputs). QEMU uses KVM where a short probe boot shows it
+works (the image's kernel must get past early boot and reach the point
+where it looks for its root file system) and TCG otherwise: on the CI
+machine nested KVM hangs this kernel right after "Probing EDD".
+HWBUS_QEMU_ACCEL=kvm or tcg skips the probe. Each guest prints which it
+used. The guest reaches the host's loopback as 10.0.2.2.
+
+Firmware: ``Guest(..., firmware=)`` is ``bios`` (SeaBIOS, QEMU's iPXE
+ROM), ``uefi`` (OVMF on q35, QEMU's EFI iPXE ROM) or ``uefi-secure``
+(OVMF with Secure Boot enforced and Microsoft's keys enrolled, on q35
+with SMM; the firmware's own HTTP boot, no iPXE ROM).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +37,13 @@ from tests.functional.conftest import (  # noqa: F401 - fixtures
     rabbitmq,
 )
 
-ACCEL = os.environ.get('HWBUS_QEMU_ACCEL', 'tcg')
+KVM_PROBE_SECONDS = 60  # a working KVM reaches the root fs in a few
+OVMF = pathlib.Path('/usr/share/OVMF')
+FIRMWARE = {  # code, variables template, q35 machine options
+    'uefi': ('OVMF_CODE_4M.fd', 'OVMF_VARS_4M.fd', 'q35'),
+    'uefi-secure': ('OVMF_CODE_4M.secboot.fd', 'OVMF_VARS_4M.ms.fd',
+                    'q35,smm=on'),
+}
 GUEST_MACS = ('52:54:00:12:34:56', '52:54:00:12:34:57')
 GUEST_DISKS = (('HWBUSDISK1', 10 * 1024 ** 3), ('HWBUSDISK2', 4 * 1024 ** 3))
 GUEST_RAM_MB = 1024
@@ -36,8 +51,18 @@ GUEST_RAM_MB = 1024
 
 @pytest.fixture(scope='session')
 def image():
-    """Kernel and initramfs built from this tree (cached when unchanged)."""
+    """Kernel and initramfs built from this tree (cached when unchanged),
+    or, with HWBUS_E2E_IMAGE=<dir>, that directory's vmlinuz and
+    initramfs.zst (an image built before, when this tree's cannot be
+    built here: no Debian mirror)."""
     started = time.monotonic()
+    given = os.environ.get('HWBUS_E2E_IMAGE')
+    if given:
+        out = pathlib.Path(given)
+        print(f'\nramdisk image: {out} (HWBUS_E2E_IMAGE, not built from '
+              f'this tree)')
+        accelerator(out / 'vmlinuz')
+        return out
     result = subprocess.run([sys.executable, str(TOP / 'tools' /
                                                  'build-ramdisk')],
                             capture_output=True, text=True, timeout=1800)
@@ -46,22 +71,91 @@ def image():
     size = (out / 'initramfs.zst').stat().st_size
     print(f'\nramdisk image: {out} ({size / 2 ** 20:.1f} MiB initramfs, '
           f'{time.monotonic() - started:.0f} s to build or find)')
+    accelerator(out / 'vmlinuz')
     return out
+
+
+def image_size(image: pathlib.Path) -> str:
+    """Kernel + initramfs, as each e2e test prints it."""
+    sizes = [(image / n).stat().st_size for n in ('vmlinuz',
+                                                  'initramfs.zst')]
+    return (f'{sum(sizes) / 2 ** 20:.1f} MiB (vmlinuz '
+            f'{sizes[0] / 2 ** 20:.1f} + initramfs.zst '
+            f'{sizes[1] / 2 ** 20:.1f})')
+
+
+_ACCEL: list[str] = []  # the session's answer, once probed
+
+
+def accelerator(kernel: pathlib.Path | None = None) -> str:
+    """``kvm`` when a probe boot of ``kernel`` under KVM gets past early
+    boot within KVM_PROBE_SECONDS, else ``tcg``; HWBUS_QEMU_ACCEL forces
+    one. Probed once a session (the ``image`` fixture passes the kernel;
+    a guest started before any probe gets the forced value or tcg)."""
+    if not _ACCEL:
+        _ACCEL.append(_probe(kernel))
+    return _ACCEL[0]
+
+
+def _probe(kernel: pathlib.Path | None) -> str:
+    forced = os.environ.get('HWBUS_QEMU_ACCEL')
+    if forced:
+        print(f'\nQEMU accelerator: {forced} (HWBUS_QEMU_ACCEL)')
+        return forced
+    if kernel is None or not os.access('/dev/kvm', os.R_OK | os.W_OK):
+        print('\nQEMU accelerator: tcg (no usable /dev/kvm)')
+        return 'tcg'
+    started = time.monotonic()
+    # No initrd: a kernel that boots panics when it finds no root file
+    # system, and panic=-1 with -no-reboot ends QEMU there.
+    argv = ['qemu-system-x86_64', '-accel', 'kvm', '-m', '256',
+            '-no-reboot', '-display', 'none', '-monitor', 'none',
+            '-serial', 'stdio', '-nic', 'none', '-kernel', str(kernel),
+            '-append', 'console=ttyS0 panic=-1 loglevel=7']
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True,
+                             errors='replace', timeout=KVM_PROBE_SECONDS
+                             ).stdout
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b'').decode(errors='replace') \
+            if isinstance(exc.stdout, bytes) else (exc.stdout or '')
+    works = 'Unable to mount root fs' in out or 'VFS:' in out
+    last = (out.strip().splitlines() or ['no output'])[-1][:100]
+    print(f'\nQEMU accelerator: {"kvm" if works else "tcg"} (KVM probe '
+          f'{time.monotonic() - started:.0f} s: '
+          f'{"reached the root fs" if works else "stuck at " + repr(last)})')
+    return 'kvm' if works else 'tcg'
 
 
 class Guest:
     """One QEMU machine: 2 vCPUs, known RAM, two disks, two NICs."""
 
-    def __init__(self, workdir: pathlib.Path) -> None:
+    def __init__(self, workdir: pathlib.Path, firmware: str = 'bios'
+                 ) -> None:
         self.workdir = workdir
+        self.firmware = firmware
+        self.accel = accelerator()
         self.console = workdir / 'console.log'
         self.proc: subprocess.Popen | None = None
 
     def _argv(self) -> list[str]:
-        argv = ['qemu-system-x86_64', '-accel', ACCEL, '-m',
+        argv = ['qemu-system-x86_64', '-accel', self.accel, '-m',
                 str(GUEST_RAM_MB), '-smp', '2', '-no-reboot', '-display',
                 'none', '-monitor', 'none', '-serial',
                 f'file:{self.console}']
+        if self.firmware != 'bios':
+            code, template, machine = FIRMWARE[self.firmware]
+            variables = self.workdir / 'OVMF_VARS.fd'  # the guest writes
+            shutil.copyfile(OVMF / template, variables)
+            argv += ['-machine', machine,
+                     '-drive', f'if=pflash,format=raw,unit=0,readonly=on,'
+                               f'file={OVMF / code}',
+                     '-drive', f'if=pflash,format=raw,unit=1,'
+                               f'file={variables}']
+            if self.firmware == 'uefi-secure':
+                # Only SMM code may write the variables: enforced.
+                argv += ['-global',
+                         'driver=cfi.pflash01,property=secure,value=on']
         for n, (serial, size) in enumerate(GUEST_DISKS):
             disk = self.workdir / f'disk{n}.img'
             with open(disk, 'wb') as f:
@@ -71,6 +165,19 @@ class Guest:
         return argv
 
     def pxe(self, bootfile: str) -> Guest:
+        """Network boot from the first NIC with DHCP's boot file
+        ``bootfile``: through QEMU's iPXE ROM, or, for ``uefi-secure``,
+        the firmware's own HTTP boot (the ROM left out: iPXE would load
+        shim, but shim's fetch of GRUB through it fails)."""
+        if self.firmware == 'uefi-secure':
+            argv = [*self._argv(),
+                    '-netdev', f'user,id=n0,bootfile={bootfile}',
+                    '-device', f'virtio-net-pci,netdev=n0,'
+                               f'mac={GUEST_MACS[0]},romfile=,bootindex=1',
+                    '-netdev', 'user,id=n1',
+                    '-device', f'virtio-net-pci,netdev=n1,'
+                               f'mac={GUEST_MACS[1]},romfile=']
+            return self._start(argv)
         argv = [*self._argv(), '-boot', 'n',
                 '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[0]},'
                         f'bootfile={bootfile}',
@@ -88,6 +195,7 @@ class Guest:
         return self._start(argv)
 
     def _start(self, argv: list[str]) -> Guest:
+        print(f'\nguest: {self.firmware} firmware, {self.accel}')
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=open(self.workdir / 'qemu.err',
