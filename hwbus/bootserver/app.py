@@ -14,8 +14,9 @@ hanging.
 ``arch=`` (iPXE's ``${buildarch}``, GRUB's ``$grub_cpu``) picks the
 image: ``image_dir`` holds the x86-64 kernel and initramfs, and one
 subdirectory per other architecture (``arm64/``). The firmware's own
-loaders (shim, GRUB) are served from their configured paths, and
-``/grub/grub.cfg`` is the static config the signed GRUB looks for.
+loaders (shim, GRUB) are served from their configured paths, and, for
+UEFI HTTP boot, as a disk image with GRUB's config
+(``/hwbus-x64.img``, ``/hwbus-aa64.img``: hwbus.bootserver.bootimage).
 
 Only GET has effects: HEAD and every other method on a boot script are
 answered 405 (``Allow: GET``) and issue nothing. Client-supplied text
@@ -33,7 +34,7 @@ from typing import Any
 
 import flask
 
-from hwbus.bootserver import scripts
+from hwbus.bootserver import bootimage, scripts
 from hwbus.bootserver.ratelimit import Limiter
 from hwbus.bootserver.scripts import Boot, Grub, Ipxe, printable
 from hwbus.credentials import BOOTSERVER, BadMac, Credentials, normalize_mac
@@ -53,8 +54,6 @@ DEFAULT_ARCH = 'x86_64'  # a boot that names none (older iPXE, BIOS)
 LOADERS = {'shimx64.efi': 'shim_x64', 'grubx64.efi': 'grub_x64',
            'shimaa64.efi': 'shim_aa64', 'grubaa64.efi': 'grub_aa64',
            'grubnetaa64.efi': 'grub_aa64'}
-# Where the signed GRUB's embedded config looks ($prefix is /grub).
-GRUB_CFG = '/grub/grub.cfg'
 DIALECTS = (Ipxe, Grub)
 
 
@@ -69,7 +68,9 @@ class _Refused(Exception):
 def is_download(path: str) -> bool:
     """Requests served from the download thread pool (hwbus.bootserver.
     server): images and loaders, which hold a thread while sent."""
-    return path.startswith('/images/') or path.lstrip('/') in LOADERS
+    name = path.lstrip('/')
+    return (path.startswith('/images/') or name in LOADERS
+            or name in bootimage.LAYOUTS)
 
 
 def _networks(addresses: list[str]) -> list[Any]:
@@ -136,7 +137,15 @@ def create_app(credentials: Credentials, settings: Any,
     app = flask.Flask('hwbus.bootserver')
 
     def base_url() -> str:
-        return (group.public_url or flask.request.host_url).rstrip('/')
+        if group.public_url:
+            return group.public_url.rstrip('/')
+        host = flask.request.host
+        port = flask.request.environ.get('SERVER_PORT')
+        if ':' not in host.rsplit(']', 1)[-1] and port not in (
+                None, '80', '443'):
+            # GRUB sends its Host header without the port it connected to
+            host = f'{host}:{port}'
+        return f'{flask.request.scheme}://{host}'
 
     def images(arch: str) -> tuple[str, str]:
         sub = f'{ARCHES[arch]}/' if ARCHES[arch] else ''
@@ -245,13 +254,26 @@ def create_app(credentials: Credentials, settings: Any,
                 return _only_get(dialect, client_address(proxies))
         return exc
 
-    @app.get(GRUB_CFG)
-    def grub_cfg() -> flask.Response:
+    built: dict[tuple[str, str], bytes] = {}  # (image, base): bytes
+
+    @app.get('/<name>.img', provide_automatic_options=False)
+    def boot_image(name: str) -> flask.Response:
+        layout = bootimage.LAYOUTS.get(f'{name}.img')
+        client = client_address(proxies)
+        if layout is None:
+            flask.abort(404)
         try:
             base = Grub.url(base_url()).rstrip('/')
-        except scripts.UnreachableUrl as exc:
-            return _refuse(Grub, str(exc), 503, client_address(proxies))
-        return _answer(Grub, scripts.grub_cfg(base))
+            key = (layout.arch, base)
+            if key not in built:
+                if len(built) >= 4:  # Host headers differ: bound memory
+                    built.pop(next(iter(built)))
+                built[key] = bootimage.build(group, layout, base)
+        except (scripts.UnreachableUrl, bootimage.MissingLoader) as exc:
+            LOG.warning('no boot image for %s: %s', client, exc)
+            flask.abort(404)
+        LOG.info('serving %s.img to %s', name, client)
+        return flask.Response(built[key], mimetype=bootimage.MIMETYPE)
 
     @app.get('/<name>', provide_automatic_options=False)
     def loader(name: str) -> flask.Response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 import urllib.parse
 
 from hwbus.errors import PermanentError
@@ -22,6 +23,11 @@ from hwbus.text import escape
 
 # Seconds a refused machine shows why before its firmware moves on.
 REFUSAL_PAUSE = 10
+# A host[:port] as GRUB's (http,...) device takes it; the request's Host
+# header can be anything, and lands in a GRUB script.
+_HOST = re.compile(r'([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?')
+# What a base URL may hold to go into double quotes in a GRUB script.
+_BASE = re.compile(r'\(http,[A-Za-z0-9.:\[\]-]+\)[A-Za-z0-9._~/%-]*')
 
 
 def printable(text: str, limit: int = 200) -> str:
@@ -100,6 +106,9 @@ class Grub:
         if parts.scheme != 'http' or not parts.netloc:
             raise UnreachableUrl(f'GRUB fetches over plain http only, not '
                                  f'{printable(url, 100)}')
+        if not _HOST.fullmatch(parts.netloc):  # the Host header's word
+            raise UnreachableUrl(f'{printable(parts.netloc, 100)!r} is no '
+                                 f'host GRUB can name')
         path = parts.path or '/'
         if parts.query:
             path += '?' + parts.query
@@ -138,17 +147,32 @@ def quote_line(command: str, *words: str) -> str:
     return ' '.join([command, *(quote(w) for w in words)])
 
 
-def grub_cfg(base: str) -> str:
-    """The static grub.cfg GRUB's embedded config sources from its prefix
-    (``/grub``): it loads the per-boot script with GRUB's own MAC and CPU.
+def grub_cfg(base: str, cards: int = 8) -> str:
+    """The grub.cfg of the boot image (hwbus.bootserver.bootimage).
+
+    GRUB started from the RAM disk has no network yet: ``net_bootp``
+    brings up every card. The card the firmware booted from is the one
+    whose DHCP answer named a boot file; its MAC is the one the per-boot
+    script is asked for (the first card's when no answer named one).
+    GRUB scripts have no indirection, so the cards are spelled out.
 
     ``base`` is the boot server in GRUB's notation, ``(http,host:port)``;
     the variables are in double quotes, so GRUB expands them, and the
-    ``?`` and ``&`` stay literal."""
+    ``?`` and ``&`` stay literal; nothing else may be in ``base``."""
+    if not _BASE.fullmatch(base):
+        raise UnreachableUrl(f'{printable(base, 100)!r} cannot go into a '
+                             f'GRUB script')
+    lines = ['# hwbus: find the boot NIC, load this boot\'s script (it '
+             'carries the credential)', 'net_bootp',
+             'set hwbus_mac="${net_efinet0_dhcp_mac}"']
+    for n in range(cards):
+        lines.append(f'{"if" if n == 0 else "elif"} '
+                     f'[ -n "${{net_efinet{n}_dhcp_boot_file}}" ]; then '
+                     f'set hwbus_mac="${{net_efinet{n}_dhcp_mac}}"')
+    lines.append('fi')
     return _lines(
-        '# hwbus: the per-boot script carries this boot\'s credential',
-        f'source "{base}/boot.grub?mac=${{net_default_mac}}'
-        '&arch=${grub_cpu}"',
+        *lines,
+        f'source "{base}/boot.grub?mac=${{hwbus_mac}}&arch=${{grub_cpu}}"',
         # source returns when the per-boot script failed to load.
         'echo \'hwbus: the boot server did not answer /boot.grub\'',
         f'sleep {REFUSAL_PAUSE}', 'exit 1')

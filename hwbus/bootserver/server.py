@@ -61,12 +61,22 @@ class _SendDeadline:
     async def __call__(self, message: dict[str, Any]) -> None:
         if self.abandoned:
             return
+        if message['type'] == 'http.response.start':
+            message = {**message, 'headers': [
+                (_title_case(k), v) for k, v in message['headers']]}
         try:
             await asyncio.wait_for(self.send(message), self.timeout)
         except TimeoutError:
             self.abandoned = True
             LOG.warning('response to %s abandoned: the client accepted '
                         'nothing for %.0f s', self.client, self.timeout)
+
+
+def _title_case(name: bytes) -> bytes:
+    """``Content-Length`` for ASGI's ``content-length``: GRUB's HTTP
+    client (2.06) matches header names case-sensitively and, not finding
+    the length, loses the whole response. h11 sends names as given."""
+    return b'-'.join(part.capitalize() for part in name.split(b'-'))
 
 
 async def _answer(send: Send, status: int, text: str) -> None:

@@ -59,27 +59,36 @@ OPTS = [
                     'architecture with arch= (iPXE\'s ${buildarch}, '
                     'GRUB\'s $grub_cpu).'),
     cfg.StrOpt('shim_x64', default='/usr/lib/shim/shimx64.efi.signed',
-               help='Signed shim for x86-64 UEFI (Debian shim-signed), '
-                    'served as /shimx64.efi: the boot file URL for UEFI '
-                    'HTTP boot, with Secure Boot on or off.'),
+               help='Signed shim for x86-64 UEFI (Debian shim-signed): '
+                    '\\EFI\\BOOT\\BOOTX64.EFI of /hwbus-x64.img, the '
+                    'disk image UEFI HTTP boot loads, and served as '
+                    '/shimx64.efi. Empty: GRUB is BOOTX64.EFI itself (no '
+                    'Secure Boot).'),
     cfg.StrOpt('grub_x64',
                default='/usr/lib/grub/x86_64-efi-signed/'
                        'grubnetx64.efi.signed',
-               help='Signed network GRUB for x86-64 UEFI (Debian '
-                    'grub-efi-amd64-signed), served as /grubx64.efi, the '
-                    'name shim loads from the directory it came from. Its '
-                    'embedded config sources /grub/grub.cfg, which loads '
-                    'the per-boot /boot.grub.'),
+               help='GRUB for x86-64 UEFI: GRUBX64.EFI of /hwbus-x64.img '
+                    '(the name shim loads), served as /grubx64.efi. It '
+                    'must have the http module and read /grub/grub.cfg '
+                    'of the disk it starts from, which brings up the '
+                    'network and sources /boot.grub. Debian 12\'s signed '
+                    'grubnetx64 reads that config but has no http module '
+                    '(it fetches over TFTP only): build one with '
+                    'grub-mkimage -O x86_64-efi -p /grub fat part_gpt '
+                    'efinet net http linux normal configfile echo test '
+                    'sleep minicmd boot (docs/bootserver.md).'),
     cfg.StrOpt('shim_aa64', default='/usr/lib/shim/shimaa64.efi.signed',
-               help='Signed shim for arm64 UEFI, served as /shimaa64.efi '
-                    '(for Secure Boot on arm64; not needed otherwise).'),
+               help='Signed shim for arm64 UEFI: BOOTAA64.EFI of '
+                    '/hwbus-aa64.img and served as /shimaa64.efi. '
+                    'Missing or empty: GRUB is BOOTAA64.EFI itself.'),
     cfg.StrOpt('grub_aa64',
                default='/usr/lib/grub/arm64-efi-signed/'
                        'grubnetaa64.efi.signed',
-               help='Network GRUB for arm64 UEFI (Debian '
-                    'grub-efi-arm64-signed), served as /grubnetaa64.efi '
-                    '(the boot file URL for arm64 UEFI HTTP boot) and as '
-                    '/grubaa64.efi (the name shimaa64.efi loads).'),
+               help='GRUB for arm64 UEFI: GRUBAA64.EFI (and, without a '
+                    'shim, BOOTAA64.EFI) of /hwbus-aa64.img, the disk '
+                    'image arm64 UEFI HTTP boot loads; also served as '
+                    '/grubnetaa64.efi and /grubaa64.efi. Needs the http '
+                    'module, as grub_x64.'),
     cfg.StrOpt('arm64_kernel_args',
                help='Kernel arguments for arm64 boots instead of '
                     'kernel_args (their consoles differ: ttyAMA0 on '

@@ -14,6 +14,7 @@ import select
 import socket
 import statistics
 import time
+import urllib.parse
 
 import pytest
 
@@ -272,3 +273,50 @@ def test_requests_for_a_victims_mac_cannot_cancel_its_boot(site):
     assert site.store.get(victim).state == 'revoked'  # replaced by its own
     assert sorted(c.state for c in site.store.list(mac=mac)) == [
         'issued', 'issued', 'issued', 'revoked']
+
+
+def test_boot_grub_refuses_hostile_text_and_issues_like_boot_ipxe(
+        site, clean_ironic):
+    """GRUB's path on the real server: hostile MACs and architectures
+    get a refusal whose one echo is a single quoted word and no
+    credential; a node in use is refused as on /boot.ipxe; a real MAC
+    gets a real credential (store and broker user) and a GRUB script;
+    the MAC's budget is shared with /boot.ipxe."""
+    from tests.unit.test_bootserver import HOSTILE, grub_words
+
+    in_use = '52:54:00:ee:01:01'
+    clean_ironic.enroll('available', ports=(in_use,))
+    before = _credentials(site)
+    hostile = [f'/boot.grub?mac={urllib.parse.quote(mac, safe="")}'
+               for mac in HOSTILE]
+    hostile += [f'/boot.grub?mac=52:54:00:ee:01:02&arch={arch}'
+                for arch in ("x86_64'%3breboot%3b'", 'riscv64', '%24grub_cpu')]
+    for path in hostile:
+        status, _, text = _request(site, 'GET', path, source='127.0.0.40')
+        assert status == 400, (path, text)
+        echo, _, leave = text.splitlines()
+        assert len(grub_words(echo)) == 2 and leave == 'exit 1', path
+    status, _, text = _request(site, 'GET', f'/boot.grub?mac={in_use}')
+    assert status == 403 and 'does not await discovery' in text
+    assert grub_words(text.splitlines()[0])[0] == 'echo'
+    assert _credentials(site) == before
+    mac = '52:54:00:ee:01:03'
+    status, _, text = _request(site, 'GET', f'/boot.grub?mac={mac}'
+                               '&arch=x86_64', source='127.0.0.41')
+    assert status == 200, text
+    linux = grub_words(text.splitlines()[1])
+    assert linux[1] == f'(http,127.0.0.1:{site.port})/images/vmlinuz'
+    assert any(w.startswith('hwbus.key=') for w in linux)
+    assert f'BOOTIF=01-{mac.replace(":", "-")}' in linux
+    [credential] = site.store.list(mac=mac)
+    assert credential.username in site.broker.users()
+    assert _credentials(site) == (before[0] + 1, before[1] + 1)
+    status, _, _ = _request(site, 'GET', f'/boot.ipxe?mac={mac}',
+                            source='127.0.0.41')
+    assert status == 200
+    status, _, text = _request(site, 'GET', f'/boot.grub?mac={mac}',
+                               source='127.0.0.41')
+    assert status == 429 and 'exit 1' in text  # per_mac_burst 2, shared
+    log = site.log.read_text()
+    assert f'for {mac} (x86_64, boot.grub) to 127.0.0.41' in log
+    assert not any(c in log for c in '\x1b\xe9')

@@ -146,8 +146,8 @@ HTTP = 'HTTPClient:Arch:{:05d}:UNDI:003001'
     (0, PXE, False, 'undionly.kpxe'),
     (7, PXE, False, 'ipxe.efi'),
     (9, PXE, False, 'ipxe.efi'),
-    (16, HTTP, False, 'http://192.0.2.1:8086/shimx64.efi'),
-    (19, HTTP, False, 'http://192.0.2.1:8086/grubnetaa64.efi'),
+    (16, HTTP, False, 'http://192.0.2.1:8086/hwbus-x64.img'),
+    (19, HTTP, False, 'http://192.0.2.1:8086/hwbus-aa64.img'),
     (0, PXE, True, 'http://192.0.2.1:8086/boot.ipxe'),
     (7, PXE, True, 'http://192.0.2.1:8086/boot.ipxe'),
 ])

@@ -3,6 +3,7 @@ and tests/functional/test_bootserver_attacks.py)."""
 
 import asyncio
 import logging
+import struct
 import types
 
 import pytest
@@ -544,22 +545,112 @@ def test_ipxe_is_asked_to_come_back_with_its_architecture(tmp_path):
 
 def test_grub_cannot_fetch_https_so_nothing_is_issued(tmp_path):
     creds = FakeCredentials()
-    client = _client(tmp_path, creds, public_url='https://boot.example')
+    client = _client(tmp_path, creds, public_url='https://boot.example',
+                     **_loaders(tmp_path))
     response = _grub(client, '52:54:00:00:00:01')
     assert response.status_code == 503 and creds.issued == []
     assert 'GRUB fetches over plain http only' in response.get_data(
         as_text=True)
-    assert client.get('/grub/grub.cfg').status_code == 503
+    assert client.get('/hwbus-x64.img').status_code == 404
     # iPXE speaks https: its path is not affected
     assert _boot(client, '52:54:00:00:00:01').status_code == 200
 
 
-def test_grub_cfg_loads_the_per_boot_script_with_grubs_own_mac(tmp_path):
-    text = _client(tmp_path, public_url='http://10.0.2.2:8086/').get(
-        '/grub/grub.cfg').get_data(as_text=True)
-    assert 'source "(http,10.0.2.2:8086)/boot.grub' \
-           '?mac=${net_default_mac}&arch=${grub_cpu}"' in text
-    assert text.rstrip().endswith('exit 1')
+def _loaders(tmp_path):
+    paths = {}
+    for option in ('shim_x64', 'grub_x64', 'grub_aa64'):
+        path = tmp_path / f'{option}.signed'
+        path.write_bytes(f'<{option} program>'.encode())
+        paths[option] = str(path)
+    return paths
+
+
+def test_http_boot_gets_a_disk_image_with_shim_grub_and_grubs_config(
+        tmp_path):
+    client = _client(tmp_path, public_url='http://10.0.2.2:8086/',
+                     **_loaders(tmp_path))
+    response = client.get('/hwbus-x64.img')
+    assert response.status_code == 200
+    assert response.mimetype == 'application/vnd.efi-img'
+    image = response.data
+    assert image[510:512] == b'\x55\xaa' and image[54:62] == b'FAT16   '
+    for content in (b'<shim_x64 program>', b'<grub_x64 program>',
+                    b'BOOTX64 EFI', b'GRUBX64 EFI', b'GRUB    CFG'):
+        assert content in image
+    cfg = image[image.index(b'# hwbus'):].split(b'\0')[0].decode()
+    assert 'net_bootp\n' in cfg
+    assert 'source "(http,10.0.2.2:8086)/boot.grub?mac=${hwbus_mac}' \
+           '&arch=${grub_cpu}"' in cfg
+    assert 'if [ -n "${net_efinet0_dhcp_boot_file}" ]; then set ' \
+           'hwbus_mac="${net_efinet0_dhcp_mac}"' in cfg
+    # arm64 without a shim: GRUB is the default file itself
+    image = client.get('/hwbus-aa64.img').data
+    assert image.count(b'<grub_aa64 program>') == 2
+    assert b'BOOTAA64EFI' in image and b'<shim' not in image
+    for path in ('/hwbus.img', '/hwbus-x64.img/x', '/x.img'):
+        assert client.get(path).status_code == 404, path
+
+
+@pytest.mark.parametrize('host', ['evil" ; reboot ; "', 'a$(b)', 'a;b',
+                                  'a}b', "a'b", 'a\\b'])
+def test_a_hostile_host_header_never_reaches_a_grub_script(tmp_path, host):
+    creds = FakeCredentials()
+    client = _client(tmp_path, creds, **_loaders(tmp_path))
+    headers = {'Host': host}
+    assert client.get('/hwbus-x64.img', headers=headers).status_code == 404
+    response = client.get('/boot.grub?mac=52:54:00:00:00:01',
+                          headers=headers)
+    assert response.status_code == 503 and creds.issued == []
+    words = grub_words(response.get_data(as_text=True).splitlines()[0])
+    assert len(words) == 2
+
+
+def test_the_fat_image_is_laid_out_as_fat16_says():
+    from hwbus.bootserver import fatimage
+
+    image = fatimage.build({'EFI': {'BOOT': {'A.EFI': b'x' * 1500}},
+                            'E': b''})
+    (sector, per_cluster, reserved, fats, roots, total16, _, per_fat) = \
+        struct.unpack('<HBHBHHBH', image[11:24])
+    assert (sector, per_cluster, reserved, fats, roots) == (512, 1, 1, 2,
+                                                            512)
+    assert total16 * 512 == len(image) and image[510:512] == b'\x55\xaa'
+    fat = image[512:512 + per_fat * 512]
+    assert fat == image[512 + per_fat * 512:512 + 2 * per_fat * 512]
+    clusters = (total16 - 1 - 2 * per_fat - 32)
+    assert clusters >= 4085  # FAT16, not FAT12
+    data = 512 + 2 * per_fat * 512 + 32 * 512
+
+    def entry(directory, name):
+        for at in range(0, 512 * 32, 32):
+            if directory[at:at + 11] == name:
+                cluster, size = struct.unpack('<HL',
+                                              directory[at + 26:at + 32])
+                return cluster, size, directory[at + 11]
+        raise AssertionError(name)
+
+    def chain(cluster):
+        out = [cluster]
+        while struct.unpack('<H', fat[2 * out[-1]:2 * out[-1] + 2])[0] \
+                < 0xFFF8:
+            out.append(struct.unpack('<H', fat[2 * out[-1]:
+                                               2 * out[-1] + 2])[0])
+        return out
+
+    def read(cluster):
+        return image[data + (cluster - 2) * 512:data + (cluster - 1) * 512]
+
+    root = image[data - 32 * 512:data]
+    efi, _, attr = entry(root, b'EFI        ')
+    assert attr == 0x10
+    assert entry(root, b'E          ') == (0, 0, 0x20)
+    boot, _, _ = entry(read(efi), b'BOOT       ')
+    assert entry(read(efi), b'..         ')[0] == 0
+    cluster, size, _ = entry(read(boot), b'A       EFI')
+    assert size == 1500 and len(chain(cluster)) == 3
+    assert b''.join(read(c) for c in chain(cluster))[:size] == b'x' * 1500
+    with pytest.raises(ValueError):
+        fatimage.build({'long-name.efi': b''})
 
 
 @pytest.mark.parametrize('method', ['HEAD', 'POST', 'PUT', 'DELETE',
@@ -591,5 +682,28 @@ def test_downloads_take_the_image_threads():
 
     assert is_download('/images/vmlinuz') and is_download('/shimx64.efi')
     assert is_download('/grubnetaa64.efi')
+    assert is_download('/hwbus-x64.img')
     assert not any(is_download(p) for p in (
-        '/boot.grub', '/boot.ipxe', '/grub/grub.cfg', '/healthz'))
+        '/boot.grub', '/boot.ipxe', '/healthz'))
+
+
+def test_response_header_names_go_out_title_cased_for_grub():
+    """GRUB 2.06 looks for "Content-Length: " case-sensitively; ASGI
+    names are lower case, so the front writes them title-cased."""
+    def app(environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/plain'),
+                                  ('Content-Length', '3')])
+        return [b'ok\n']
+
+    sent = _asgi(server.Front(app, 1, 1), path='/boot.grub')
+    names = [k for k, _ in sent[0]['headers']]
+    assert b'Content-Length' in names and b'Content-Type' in names
+    assert not any(k.islower() for k in names)
+
+
+def test_grubs_host_header_without_a_port_gets_the_servers_port(tmp_path):
+    response = _client(tmp_path).get(
+        '/boot.grub?mac=52:54:00:00:00:01', headers={'Host': '10.0.2.2'},
+        environ_overrides={'SERVER_PORT': '8086'})
+    linux = grub_words(response.get_data(as_text=True).splitlines()[1])
+    assert linux[1] == '(http,10.0.2.2:8086)/images/vmlinuz'
