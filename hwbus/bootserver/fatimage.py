@@ -9,17 +9,19 @@ and no config file (Debian's 2.06 reads both from the PXE protocol
 only), while one started from a disk finds ``/grub/grub.cfg`` there,
 which brings up the network and loads the per-boot script.
 
-Only what that needs: 8.3 upper-case names, directories, whole files,
-one sector per cluster. No dependency beyond the standard library.
+Only what that needs: 8.3 upper-case names, directories, whole files;
+clusters of one sector, or larger for images over 32 MiB. No dependency
+beyond the standard library.
 """
 
 from __future__ import annotations
 
 import struct
 
-SECTOR = 512  # bytes; also the cluster size
+SECTOR = 512  # bytes
 ROOT_ENTRIES = 512  # 32 sectors of root directory
 MIN_CLUSTERS = 4200  # FAT16 needs at least 4085 clusters
+MAX_CLUSTERS = 65000  # and at most 65524
 Tree = dict[str, 'bytes | Tree']
 
 
@@ -38,22 +40,23 @@ def _entry(name: bytes, attr: int, cluster: int, size: int) -> bytes:
                        0, 0, date, cluster, size)
 
 
-def _clusters(size: int) -> int:
-    return max(1, -(-size // SECTOR))
+def _clusters(size: int, cluster: int) -> int:
+    return max(1, -(-size // cluster))
 
 
 def _dir_size(tree: Tree, root: bool) -> int:
     return len(tree) * 32 + (0 if root else 64)
 
 
-def _used(tree: Tree) -> int:
+def _used(tree: Tree, cluster: int) -> int:
     """Clusters the contents of ``tree`` (not its own entries) take."""
     total = 0
     for value in tree.values():
         if isinstance(value, dict):
-            total += _clusters(_dir_size(value, False)) + _used(value)
+            total += (_clusters(_dir_size(value, False), cluster)
+                      + _used(value, cluster))
         else:
-            total += _clusters(len(value))
+            total += _clusters(len(value), cluster)
     return total
 
 
@@ -61,21 +64,25 @@ def build(tree: Tree, label: str = 'HWBUS') -> bytes:
     """A FAT16 image holding ``tree`` (names to bytes or to subtrees)."""
     if len(tree) > ROOT_ENTRIES:
         raise ValueError('too many entries in the root directory')
-    clusters = max(MIN_CLUSTERS, _used(tree) + 16)
+    per_cluster = 1
+    while _used(tree, per_cluster * SECTOR) + 16 > MAX_CLUSTERS:
+        per_cluster *= 2
+    cluster_size = per_cluster * SECTOR
+    clusters = max(MIN_CLUSTERS, _used(tree, cluster_size) + 16)
     fat_sectors = -(-(clusters + 2) * 2 // SECTOR)
     root_sectors = ROOT_ENTRIES * 32 // SECTOR
     first_data = 1 + 2 * fat_sectors + root_sectors
-    total = first_data + clusters
+    total = first_data + clusters * per_cluster
     fat = [0xFFF8, 0xFFFF]
     data = bytearray()
 
     def allocate(content: bytes) -> int:
         """Contiguous clusters for ``content``; its first cluster."""
         first = len(fat)
-        count = _clusters(len(content))
+        count = _clusters(len(content), cluster_size)
         fat.extend(range(first + 1, first + count))
         fat.append(0xFFFF)
-        data.extend(content.ljust(count * SECTOR, b'\0'))
+        data.extend(content.ljust(count * cluster_size, b'\0'))
         return first
 
     def directory(tree: Tree, own: int, parent: int) -> bytes:
@@ -103,7 +110,7 @@ def build(tree: Tree, label: str = 'HWBUS') -> bytes:
     volume = _entry(label.upper().ljust(11)[:11].encode(), 0x08, 0, 0)
     boot = struct.pack(
         '<3s8sHBHBHHBHHHLLBBBL11s8s', b'\xeb\x3c\x90', b'HWBUS   ', SECTOR,
-        1, 1, 2, ROOT_ENTRIES, total if total < 0x10000 else 0, 0xF8,
+        per_cluster, 1, 2, ROOT_ENTRIES, total if total < 0x10000 else 0, 0xF8,
         fat_sectors, 32, 64, 0, total if total >= 0x10000 else 0, 0x80, 0,
         0x29, 0x48574255, label.upper().ljust(11)[:11].encode(),
         b'FAT16   ')

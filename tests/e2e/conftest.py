@@ -9,9 +9,10 @@ HWBUS_QEMU_ACCEL=kvm or tcg skips the probe. Each guest prints which it
 used. The guest reaches the host's loopback as 10.0.2.2.
 
 Firmware: ``Guest(..., firmware=)`` is ``bios`` (SeaBIOS, QEMU's iPXE
-ROM), ``uefi`` (OVMF on q35, QEMU's EFI iPXE ROM) or ``uefi-secure``
-(OVMF with Secure Boot enforced and Microsoft's keys enrolled, on q35
-with SMM; the firmware's own HTTP boot, no iPXE ROM).
+ROM), ``uefi`` (OVMF on q35, QEMU's EFI iPXE ROM), ``uefi-http`` (OVMF,
+no iPXE ROM: the firmware's own HTTP boot) or ``uefi-secure`` (OVMF with
+Secure Boot enforced and Microsoft's keys enrolled, on q35 with SMM; its
+own HTTP boot).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ KVM_PROBE_SECONDS = 60  # a working KVM reaches the root fs in a few
 OVMF = pathlib.Path('/usr/share/OVMF')
 FIRMWARE = {  # code, variables template, q35 machine options
     'uefi': ('OVMF_CODE_4M.fd', 'OVMF_VARS_4M.fd', 'q35'),
+    'uefi-http': ('OVMF_CODE_4M.fd', 'OVMF_VARS_4M.fd', 'q35'),
     'uefi-secure': ('OVMF_CODE_4M.secboot.fd', 'OVMF_VARS_4M.ms.fd',
                     'q35,smm=on'),
 }
@@ -166,10 +168,11 @@ class Guest:
 
     def pxe(self, bootfile: str) -> Guest:
         """Network boot from the first NIC with DHCP's boot file
-        ``bootfile``: through QEMU's iPXE ROM, or, for ``uefi-secure``,
-        the firmware's own HTTP boot (the ROM left out: iPXE would load
-        shim, but shim's fetch of GRUB through it fails)."""
-        if self.firmware == 'uefi-secure':
+        ``bootfile``: through QEMU's iPXE ROM, or, for ``uefi-http`` and
+        ``uefi-secure``, the firmware's own HTTP boot (the ROM left out:
+        iPXE would load shim, but shim's fetch of GRUB through it
+        fails)."""
+        if self.firmware in ('uefi-http', 'uefi-secure'):
             argv = [*self._argv(),
                     '-netdev', f'user,id=n0,bootfile={bootfile}',
                     '-device', f'virtio-net-pci,netdev=n0,'
@@ -182,6 +185,20 @@ class Guest:
                 '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[0]},'
                         f'bootfile={bootfile}',
                 '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[1]}']
+        return self._start(argv)
+
+    def from_disk(self, boot_image: pathlib.Path) -> Guest:
+        """Boot from a read-only disk image (serial HWBUSBOOT), NICs
+        without iPXE: the firmware starts its \\EFI\\BOOT\\BOOTX64.EFI."""
+        argv = [*self._argv(),
+                '-drive', f'file={boot_image},if=none,id=boot,format=raw,'
+                          f'readonly=on',
+                '-device', 'virtio-blk-pci,drive=boot,serial=HWBUSBOOT,'
+                           'bootindex=1']
+        for n, mac in enumerate(GUEST_MACS):
+            argv += ['-netdev', f'user,id=n{n}',
+                     '-device', f'virtio-net-pci,netdev=n{n},mac={mac},'
+                                f'romfile=']
         return self._start(argv)
 
     def direct(self, kernel: pathlib.Path, initrd: pathlib.Path,
