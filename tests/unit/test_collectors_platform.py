@@ -1,5 +1,7 @@
 """System identity, boot mode, PCI, GPUs and NUMA."""
 
+import pytest
+
 from hwbus.ramdisk.collectors import boot, gpus, numa, pci, system
 from hwbus.ramdisk.collectors.base import Options
 from tests.unit.machine import Machine
@@ -61,6 +63,21 @@ def test_uefi_with_secure_boot(tmp_path):
     assert part.inventory['boot'] == {'current_boot_mode': 'uefi',
                                       'pxe_interface': 'aa:bb:cc:dd:ee:ff'}
     assert part.plugin_data['boot_details'] == {'secure_boot': True}
+
+
+@pytest.mark.parametrize('raw, expected', [
+    (b'\x06\x00\x00\x00\x00', False),  # UEFI, Secure Boot off
+    (b'\x06\x00\x00', None),  # truncated: UEFI did not say
+    (None, None),  # no SecureBoot variable at all
+])
+def test_uefi_secure_boot_off_or_unknown(tmp_path, raw, expected):
+    m = Machine(tmp_path).file('/sys/firmware/efi/fw_platform_size', b'64')
+    if raw is not None:
+        m.file('/sys/firmware/efi/efivars/'
+               'SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c', raw)
+    part = boot.collect(m.root(), Options())
+    assert part.inventory['boot']['current_boot_mode'] == 'uefi'
+    assert part.plugin_data['boot_details'] == {'secure_boot': expected}
 
 
 def test_legacy_bios(tmp_path):
