@@ -47,7 +47,10 @@ IMAGES = ('vmlinuz', 'initramfs.zst')
 # Architectures a boot may ask for (arch=, as iPXE's ${buildarch} and
 # GRUB's $grub_cpu name them) and their subdirectory of image_dir.
 ARCHES = {'x86_64': '', 'arm64': 'arm64'}
-DEFAULT_ARCH = 'x86_64'  # a boot that names none (older iPXE, BIOS)
+DEFAULT_ARCH = 'x86_64'  # a boot that names none (older iPXE)
+# Other names for one of ARCHES: BIOS iPXE (undionly.kpxe, QEMU's ROM)
+# is a 32-bit build and says i386 on every x86-64 machine.
+ALIASES = {'i386': 'x86_64'}
 # Firmware loaders served at the top level, by the [bootserver] option
 # holding each one's path. shim loads grub<arch>.efi from the directory
 # it came from; grubnetaa64.efi is what arm64 firmware is pointed at.
@@ -112,6 +115,7 @@ def missing_images(group: Any, arch: str = DEFAULT_ARCH) -> list[str]:
 def _arch(raw: str | None) -> str:
     if raw is None or raw == '':  # iPXE without ${buildarch}: as before
         return DEFAULT_ARCH
+    raw = ALIASES.get(raw, raw)
     if raw not in ARCHES:
         raise _Refused(f'architecture {printable(raw, 40)!r} is not one of '
                       f'{", ".join(ARCHES)}', 400)

@@ -38,7 +38,7 @@ from tests.functional.conftest import (  # noqa: F401 - fixtures
     rabbitmq,
 )
 
-KVM_PROBE_SECONDS = 60  # a working KVM reaches the root fs in a few
+KVM_PROBE_SECONDS = 30  # a working KVM reaches the root fs in a few
 OVMF = pathlib.Path('/usr/share/OVMF')
 FIRMWARE = {  # code, variables template, q35 machine options
     'uefi': ('OVMF_CODE_4M.fd', 'OVMF_VARS_4M.fd', 'q35'),

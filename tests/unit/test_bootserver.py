@@ -497,7 +497,7 @@ def test_hostile_macs_get_a_grub_refusal_that_only_echoes(tmp_path, mac):
     assert (sleep, leave) == ('sleep 10', 'exit 1')
 
 
-@pytest.mark.parametrize('arch', ["x86_64' ; reboot ; '", 'i386', 'arm',
+@pytest.mark.parametrize('arch', ["x86_64' ; reboot ; '", 'i686', 'arm',
                                   'X86_64', '../arm64', 'arm64/..', '%0a'])
 def test_an_unknown_architecture_is_refused_without_issuing(tmp_path, arch):
     creds = FakeCredentials()
@@ -707,3 +707,13 @@ def test_grubs_host_header_without_a_port_gets_the_servers_port(tmp_path):
         environ_overrides={'SERVER_PORT': '8086'})
     linux = grub_words(response.get_data(as_text=True).splitlines()[1])
     assert linux[1] == '(http,10.0.2.2:8086)/images/vmlinuz'
+
+
+def test_bios_ipxe_says_i386_and_gets_the_x86_64_image(tmp_path):
+    """BIOS iPXE is a 32-bit build: ${buildarch} is i386 on every x86-64
+    machine, which must boot as before."""
+    creds = FakeCredentials()
+    text = _boot(_client(tmp_path, creds), '52:54:00:00:00:01&arch=i386'
+                 ).get_data(as_text=True)
+    assert 'kernel http://localhost/images/vmlinuz ' in text
+    assert creds.issued == ['52:54:00:00:00:01']
