@@ -27,8 +27,9 @@ import time
 import pytest
 
 from hwbus.localstack.bootserver import BootServer
-from hwbus.localstack.common import TOP, free_port, stop
+from hwbus.localstack.common import TOP, free_port, stop, wait_for
 from hwbus.localstack.consumer import ConsumerProcess, write_config
+from hwbus.store import State
 from tests.functional.conftest import (  # noqa: F401 - fixtures
     CONSUMER_PASSWORD,
     broker,
@@ -84,6 +85,69 @@ def image_size(image: pathlib.Path) -> str:
     return (f'{sum(sizes) / 2 ** 20:.1f} MiB (vmlinuz '
             f'{sizes[0] / 2 ** 20:.1f} + initramfs.zst '
             f'{sizes[1] / 2 ** 20:.1f})')
+
+
+def node_by_mac(api, mac: str) -> str | None:
+    """The UUID of the node that has a port with ``mac``, if any."""
+    for port in api.ports():
+        if port['address'] == mac:
+            return port['node_uuid']
+    return None
+
+
+def delivered(console: str) -> bool:
+    """The ramdisk's word that the broker took the inventory: a confirm,
+    or the consumer deleting the credential before the confirm came."""
+    return ('confirmed message' in console
+            or 'awaited its confirm' in console)
+
+
+def assert_node_is_the_guest(site, console: str, *,
+                             disks=GUEST_DISKS, cpu_arch: str = 'x86_64',
+                             boot_mode: str | None = None,
+                             firmware_ram_disks: int = 0,
+                             issued_by: str | None = 'bootserver',
+                             ) -> tuple[str, dict]:
+    """What every row of the firmware matrix proves, in one place: the
+    inventory got through, the node Ironic made has exactly the guest's
+    CPUs, memory, disks and MACs (and its boot mode when given), and the
+    boot's credential was applied and its broker user deleted.
+
+    ``firmware_ram_disks``: UEFI HTTP boot leaves the boot image as a RAM
+    disk the firmware describes in ACPI (NFIT), which Linux shows as
+    /dev/pmem0 and the inventory lists like every disk the OS sees.
+    Returns the node's UUID and what Ironic stored (inventory and
+    plugin_data)."""
+    assert delivered(console), console[-3000:]
+    wait_for(lambda: node_by_mac(site.ironic, GUEST_MACS[0]), 60,
+             'the node')
+    node = node_by_mac(site.ironic, GUEST_MACS[0])
+    stored: dict = {}
+    wait_for(lambda: stored.update(site.ironic.get(
+        f'/v1/nodes/{node}/inventory')) or stored, 60, 'its inventory')
+    inventory = stored['inventory']
+    assert inventory['cpu']['count'] == 2
+    assert inventory['memory']['physical_mb'] == GUEST_RAM_MB
+    ram = [d for d in inventory['disks'] if d['name'].startswith('/dev/pmem')]
+    assert len(ram) == firmware_ram_disks, ram
+    assert sorted((d['serial'], d['size']) for d in inventory['disks']
+                  if d not in ram) == sorted(disks)
+    assert sorted(i['mac_address'] for i in inventory['interfaces']) == \
+        sorted(GUEST_MACS)
+    assert inventory['boot']['pxe_interface'] == GUEST_MACS[0]
+    if boot_mode is not None:
+        assert inventory['boot']['current_boot_mode'] == boot_mode
+    properties = site.ironic.get(f'/v1/nodes/{node}')['properties']
+    assert properties['memory_mb'] == GUEST_RAM_MB
+    assert properties['cpu_arch'] == cpu_arch
+    [credential] = site.store.list()
+    assert credential.mac == GUEST_MACS[0]
+    if issued_by is not None:
+        assert credential.issued_by == issued_by
+    wait_for(lambda: site.store.get(credential.boot_id).state ==
+             State.APPLIED.value, 30, 'applied')
+    assert credential.username not in site.broker.users()
+    return node, stored
 
 
 _ACCEL: list[str] = []  # the session's answer, once probed

@@ -28,14 +28,14 @@ import time
 
 import pytest
 
-from hwbus.localstack.common import TOP, wait_for
-from hwbus.store import State
+from hwbus.localstack.common import TOP
 from tests.e2e.conftest import (
     GUEST_DISKS,
     GUEST_MACS,
     GUEST_RAM_MB,
     Guest,
     Site,
+    assert_node_is_the_guest,
 )
 
 AAVMF_CODE = pathlib.Path('/usr/share/AAVMF/AAVMF_CODE.fd')
@@ -117,18 +117,6 @@ class Arm64Guest(Guest):
         return self._start([*self._argv(), *self._nics(bootfile)])
 
 
-def _node_by_mac(ironic, mac):
-    for port in ironic.ports():
-        if port['address'] == mac:
-            return port['node_uuid']
-    return None
-
-
-def _delivered(console: str) -> bool:
-    return ('confirmed message' in console
-            or 'awaited its confirm' in console)
-
-
 @pytest.fixture
 def arm64_site(broker, clean_ironic, arm64_image, tmp_path):
     """The site with arm64 images (image_dir/arm64/), arm64's console and
@@ -156,13 +144,8 @@ def test_an_unknown_arm64_server_http_boots_into_ironic_and_powers_off(
     print(f'\narm64 UEFI HTTP boot to power-off (TCG, {CPU}): {took:.1f} s; '
           + ', '.join(f'{n} {b / 2 ** 20:.1f} MiB' for n, b in sizes.items()))
     assert 'hwbus: discovery boot' in console, console[-3000:]
-    assert _delivered(console), console[-3000:]
-    wait_for(lambda: _node_by_mac(site.ironic, GUEST_MACS[0]), 60,
-             'the node')
-    node = _node_by_mac(site.ironic, GUEST_MACS[0])
-    stored = {}
-    wait_for(lambda: stored.update(site.ironic.get(
-        f'/v1/nodes/{node}/inventory')) or stored, 60, 'its inventory')
+    _, stored = assert_node_is_the_guest(site, console, cpu_arch='aarch64',
+                                         boot_mode='uefi')
     inventory = stored['inventory']
     cpu = inventory['cpu']
     print(f'cpu as reported: {cpu}')
@@ -170,21 +153,5 @@ def test_an_unknown_arm64_server_http_boots_into_ironic_and_powers_off(
     assert cpu['architecture'] == 'aarch64'
     assert cpu['flags'] == CPU_FLAGS
     assert cpu['frequency'] == CPU_FREQUENCY
-    assert inventory['memory']['physical_mb'] == GUEST_RAM_MB
-    assert sorted((d['serial'], d['size']) for d in inventory['disks']) == \
-        sorted(GUEST_DISKS)
-    assert sorted(i['mac_address'] for i in inventory['interfaces']) == \
-        sorted(GUEST_MACS)
-    assert inventory['boot']['pxe_interface'] == GUEST_MACS[0]
-    assert inventory['boot']['current_boot_mode'] == 'uefi'
-    properties = site.ironic.get(f'/v1/nodes/{node}')['properties']
-    assert properties['memory_mb'] == GUEST_RAM_MB
-    assert properties['cpu_arch'] == 'aarch64'
-    [credential] = site.store.list()
-    assert credential.mac == GUEST_MACS[0]
-    assert credential.issued_by == 'bootserver'
-    wait_for(lambda: site.store.get(credential.boot_id).state ==
-             State.APPLIED.value, 30, 'applied')
-    assert credential.username not in site.broker.users()
     log = site.bootserver.log.read_text()
     assert 'issued boot' in log

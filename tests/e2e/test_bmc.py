@@ -30,18 +30,11 @@ from hwbus.localstack.bmc import EmulatedBmc
 from hwbus.localstack.common import free_port, wait_for
 from hwbus.localstack.consumer import BIN
 from tests.chaos.netns import Namespace
-from tests.e2e.conftest import GUEST_MACS, Guest, Site
+from tests.e2e.conftest import GUEST_MACS, Guest, Site, node_by_mac
 from tests.functional import boots
 
 NOTIFY_TOPIC = 'hwbus_e2e'
 BMC_MAC = '52:54:00:be:ef:01'
-
-
-def _node_by_mac(ironic, mac):
-    for port in ironic.ports():
-        if port['address'] == mac:
-            return port['node_uuid']
-    return None
 
 
 @pytest.fixture
@@ -150,9 +143,9 @@ def test_a_machine_with_a_bmc_becomes_manageable_without_a_visit(
         assert step, console[-3000:]
         print(f'BMC account step in the guest (KCS, TCG): '
               f'{float(step.group(1)):.2f} s')
-        wait_for(lambda: _node_by_mac(site.ironic, GUEST_MACS[0]), 120,
+        wait_for(lambda: node_by_mac(site.ironic, GUEST_MACS[0]), 120,
                  'the node')
-        node = _node_by_mac(site.ironic, GUEST_MACS[0])
+        node = node_by_mac(site.ironic, GUEST_MACS[0])
         wait_for(lambda: site.ironic.get(f'/v1/nodes/{node}')[
             'provision_state'] not in ('enroll', 'verifying') or
             _manage_failed(site), 400, 'Ironic\'s verdict on "manage"')

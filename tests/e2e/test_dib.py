@@ -13,17 +13,13 @@ import time
 
 import pytest
 
-from hwbus.localstack.common import TOP, wait_for
-from hwbus.store import State
+from hwbus.localstack.common import TOP
 from tests.e2e.conftest import (
-    GUEST_DISKS,
-    GUEST_MACS,
-    GUEST_RAM_MB,
     Guest,
     Site,
+    assert_node_is_the_guest,
     image_size,
 )
-from tests.e2e.test_boot import _delivered, _node_by_mac
 
 
 @pytest.fixture(scope='session')
@@ -58,28 +54,5 @@ def test_the_dib_image_pxe_boots_an_unknown_machine_into_ironic(dib_site):
           f'PXE boot to power-off {took:.1f} s')
     # hwbus's own /init ran it, not the base image's systemd.
     assert 'hwbus-init: starting hwbus-ramdisk' in console, console[-3000:]
-    assert _delivered(console), console[-3000:]
-    wait_for(lambda: _node_by_mac(site.ironic, GUEST_MACS[0]), 60,
-             'the node')
-    node = _node_by_mac(site.ironic, GUEST_MACS[0])
-    stored = {}
-    wait_for(lambda: stored.update(site.ironic.get(
-        f'/v1/nodes/{node}/inventory')) or stored, 60, 'its inventory')
-    inventory = stored['inventory']
-    assert inventory['cpu']['count'] == 2
-    assert inventory['memory']['physical_mb'] == GUEST_RAM_MB
-    assert sorted((d['serial'], d['size']) for d in inventory['disks']) == \
-        sorted(GUEST_DISKS)
-    assert sorted(i['mac_address'] for i in inventory['interfaces']) == \
-        sorted(GUEST_MACS)
-    assert inventory['boot']['pxe_interface'] == GUEST_MACS[0]
-    properties = site.ironic.get(f'/v1/nodes/{node}')['properties']
-    assert properties['memory_mb'] == GUEST_RAM_MB
-    assert properties['cpu_arch'] == 'x86_64'
-    [credential] = site.store.list()
-    assert credential.mac == GUEST_MACS[0]
-    assert credential.issued_by == 'bootserver'
-    wait_for(lambda: site.store.get(credential.boot_id).state ==
-             State.APPLIED.value, 30, 'applied')
-    assert credential.username not in site.broker.users()
+    assert_node_is_the_guest(site, console)
     assert 'issued boot' in site.bootserver.log.read_text()

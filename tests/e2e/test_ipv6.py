@@ -22,10 +22,12 @@ import re
 
 import pytest
 
-from hwbus.localstack.common import wait_for
-from hwbus.store import State
-from tests.e2e.conftest import GUEST_DISKS, GUEST_MACS, GUEST_RAM_MB, Guest
-from tests.e2e.test_boot import _delivered, _node_by_mac
+from tests.e2e.conftest import (
+    GUEST_MACS,
+    Guest,
+    assert_node_is_the_guest,
+    delivered,
+)
 
 # What QEMU's slirp gives an IPv6 guest: this prefix by SLAAC, and the
 # host's loopback (::1) at this address.
@@ -70,38 +72,19 @@ def test_an_ipv6_only_machine_publishes_over_ipv6_into_ironic(ipv6_site):
     size = (site.image / 'initramfs.zst').stat().st_size
     print(f'\nIPv6-only direct boot to power-off: {took:.1f} s; initramfs '
           f'{size / 2 ** 20:.1f} MiB')
-    assert _delivered(console), console[-3000:]
+    assert delivered(console), console[-3000:]
     # The ramdisk's own report of the broker it used, and of its routes.
     assert f':***@[{HOST}]:{site.broker.amqp_port}' in console
     assert 'hwbus-init: IPv4 routes: none' in console, console[-3000:]
     assert re.search(r'hwbus-init: \w+ has fec0::\S+/64', console)
     assert 'hwbus-init: IPv6 default routes: default via fe80::' in console
 
-    wait_for(lambda: _node_by_mac(site.ironic, GUEST_MACS[0]), 60,
-             'the node')
-    node = _node_by_mac(site.ironic, GUEST_MACS[0])
-    stored = {}
-    wait_for(lambda: stored.update(site.ironic.get(
-        f'/v1/nodes/{node}/inventory')) or stored, 60, 'its inventory')
+    _, stored = assert_node_is_the_guest(site, console, issued_by=None)
     inventory = stored['inventory']
-    assert inventory['cpu']['count'] == 2
-    assert inventory['memory']['physical_mb'] == GUEST_RAM_MB
-    assert sorted((d['serial'], d['size']) for d in inventory['disks']) == \
-        sorted(GUEST_DISKS)
-    assert sorted(i['mac_address'] for i in inventory['interfaces']) == \
-        sorted(GUEST_MACS)
-    assert inventory['boot']['pxe_interface'] == GUEST_MACS[0]
     [boot] = [i for i in inventory['interfaces']
               if i['mac_address'] == GUEST_MACS[0]]
     assert ipaddress.IPv6Address(boot['ipv6_address']) in PREFIX
     assert all(i['ipv4_address'] is None for i in inventory['interfaces'])
-    properties = site.ironic.get(f'/v1/nodes/{node}')['properties']
-    assert properties['memory_mb'] == GUEST_RAM_MB
-    assert properties['cpu_arch'] == 'x86_64'
-
     [credential] = site.store.list()
     assert credential.boot_id == issued.credential.boot_id
-    wait_for(lambda: site.store.get(credential.boot_id).state ==
-             State.APPLIED.value, 30, 'applied')
-    assert credential.username not in site.broker.users()
     assert 'reboot: Power down' in console
