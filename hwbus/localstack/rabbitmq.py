@@ -202,7 +202,7 @@ class RabbitMQServer:
             for path in [self.workdir, *self.workdir.rglob('*')]:
                 os.chown(path, self._user.pw_uid, self._user.pw_gid)
 
-    def _ipv6_listener(self, kind: str, port: int) -> str:
+    def _ipv6_listener(self, kind: str, port: int | None) -> str:
         """The ::1 listener's line of rabbitmq.conf, else a comment."""
         if self.ipv6_host is None:
             return '# no IPv6 loopback'
