@@ -58,13 +58,16 @@ def site(broker, ironic, tmp_path):
 def _request(site, method: str, path: str, source: str = '127.0.0.1',
              connection: http.client.HTTPConnection | None = None,
              body: bytes | None = None):
-    """(status, headers, text) of one request from ``source``."""
+    """(status, headers, text) of one request from ``source``; header
+    names lower-cased, as HTTP compares them (the server sends them in
+    title case for GRUB's sake)."""
     conn = connection or http.client.HTTPConnection(
         '127.0.0.1', site.port, timeout=TIMEOUT, source_address=(source, 0))
     try:
         conn.request(method, path, body=body)
         response = conn.getresponse()
-        return (response.status, dict(response.getheaders()),
+        return (response.status,
+                {k.lower(): v for k, v in response.getheaders()},
                 response.read().decode())
     finally:
         if connection is None:
