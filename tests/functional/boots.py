@@ -57,11 +57,18 @@ def publish_raw(issued, body: bytes, properties: dict) -> None:
                               f'inventory.{issued.params.user}', body,
                               pika.BasicProperties(**properties),
                               mandatory=True)
+    except pika.exceptions.ConnectionClosedByBroker as exc:
+        # The consumer took the message and deleted the user before the
+        # confirm came back (as the ramdisk's "awaited its confirm"); any
+        # other close is an error.
+        if 'is deleted' not in str(exc):
+            raise
     finally:
-        try:
-            connection.close()
-        except pika.exceptions.ConnectionClosedByBroker:
-            pass  # the consumer took the message and deleted the user
+        if connection.is_open:
+            try:
+                connection.close()
+            except pika.exceptions.ConnectionClosedByBroker:
+                pass  # the user was deleted while closing
 
 
 
