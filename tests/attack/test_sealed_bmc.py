@@ -175,8 +175,7 @@ class Boot:
         except pika.exceptions.AMQPError:
             pass  # the consumer took the first and deleted the user
         finally:
-            if connection.is_open:
-                connection.close()
+            boots.close(connection)
         return taken
 
 

@@ -64,11 +64,19 @@ def publish_raw(issued, body: bytes, properties: dict) -> None:
         if 'is deleted' not in str(exc):
             raise
     finally:
-        if connection.is_open:
-            try:
-                connection.close()
-            except pika.exceptions.ConnectionClosedByBroker:
-                pass  # the user was deleted while closing
+        close(connection)
+
+
+def close(connection: pika.BlockingConnection) -> None:
+    """Close a boot user's connection, which the broker may be closing
+    itself at the same moment: the consumer deletes the user as soon as
+    it has the boot's message."""
+    if connection.is_open:
+        try:
+            connection.close()
+        except (pika.exceptions.ConnectionClosedByBroker,
+                pika.exceptions.ConnectionWrongStateError):
+            pass
 
 
 
