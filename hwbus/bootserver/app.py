@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -259,6 +260,7 @@ def create_app(credentials: Credentials, settings: Any,
         return exc
 
     built: dict[tuple[str, str], bytes] = {}  # (image, base): bytes
+    building = threading.Lock()  # requests are answered in a thread pool
 
     @app.get('/<name>.img', provide_automatic_options=False)
     def boot_image(name: str) -> flask.Response:
@@ -269,15 +271,17 @@ def create_app(credentials: Credentials, settings: Any,
         try:
             base = Grub.url(base_url()).rstrip('/')
             key = (layout.arch, base)
-            if key not in built:
-                if len(built) >= 4:  # Host headers differ: bound memory
-                    built.pop(next(iter(built)))
-                built[key] = bootimage.build(group, layout, base)
+            with building:
+                image = built.get(key)
+                if image is None:
+                    if len(built) >= 4:  # Host headers differ: bound memory
+                        built.pop(next(iter(built)))
+                    image = built[key] = bootimage.build(group, layout, base)
         except (scripts.UnreachableUrl, bootimage.MissingLoader) as exc:
             LOG.warning('no boot image for %s: %s', client, exc)
             flask.abort(404)
         LOG.info('serving %s.img to %s', name, client)
-        return flask.Response(built[key], mimetype=bootimage.MIMETYPE)
+        return flask.Response(image, mimetype=bootimage.MIMETYPE)
 
     @app.get('/<name>', provide_automatic_options=False)
     def loader(name: str) -> flask.Response:
