@@ -13,14 +13,13 @@ dnsmasq.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
-import time
 
 import pytest
 
 from hwbus.localstack.common import TOP
+from tests.functional.dnsmasq_wire import dnsmasq_on_a_wire
 
 CONF = TOP / 'etc' / 'dnsmasq' / 'hwbus.conf'
 
@@ -72,11 +71,6 @@ print(json.dumps(found))
 '''
 
 
-def _ip(*args: str) -> str:
-    return subprocess.run(['ip', *args], check=True, capture_output=True,
-                          text=True, timeout=30).stdout
-
-
 def test_the_example_passes_dnsmasqs_own_check():
     result = subprocess.run(['dnsmasq', '--test', f'--conf-file={CONF}'],
                             capture_output=True, text=True, timeout=30)
@@ -87,44 +81,10 @@ def test_the_example_passes_dnsmasqs_own_check():
 @pytest.fixture(scope='module')
 def provisioning(tmp_path_factory):
     """dnsmasq with the example on a veth between two namespaces."""
-    tmp = tmp_path_factory.mktemp('dnsmasq4')
-    tag = secrets.token_hex(3)
-    server, client = f'hwbus-d4s-{tag}', f'hwbus-d4c-{tag}'
-    sdev, cdev = f'd4s{tag}', f'd4c{tag}'
-    _ip('netns', 'add', server)
-    _ip('netns', 'add', client)
-    proc = None
-    try:
-        _ip('link', 'add', sdev, 'netns', server, 'type', 'veth', 'peer',
-            'name', cdev, 'netns', client)
-        _ip('-n', server, 'addr', 'add', '192.0.2.1/24', 'dev', sdev)
-        for netns, dev in ((server, sdev), (client, cdev)):
-            _ip('-n', netns, 'link', 'set', 'lo', 'up')
-            _ip('-n', netns, 'link', 'set', dev, 'up')
-        conf = tmp / 'dnsmasq.conf'
-        text = CONF.read_text()
-        assert 'interface=eno2' in text
-        conf.write_text(text.replace('interface=eno2', f'interface={sdev}'))
-        log = tmp / 'dnsmasq.log'
-        proc = subprocess.Popen(
-            ['ip', 'netns', 'exec', server, 'dnsmasq', '--keep-in-foreground',
-             f'--conf-file={conf}', f'--pid-file={tmp}/dnsmasq.pid',
-             f'--dhcp-leasefile={tmp}/leases', '--log-dhcp',
-             f'--log-facility={log}', '--user=root'],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while 'DHCP, IP range' not in (log.read_text()
-                                       if log.exists() else ''):
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, 'dnsmasq did not start'
-            time.sleep(0.2)
+    with dnsmasq_on_a_wire(tmp_path_factory.mktemp('dnsmasq4'), CONF, 'd4',
+                           '192.0.2.1/24', 'DHCP, IP range') as wire:
+        _, _, client, cdev, log = wire
         yield client, cdev, log
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        _ip('netns', 'del', server)
-        _ip('netns', 'del', client)
 
 
 def _discover(provisioning, arch: int, vendor: str,

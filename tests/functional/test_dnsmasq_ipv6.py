@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import secrets
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import time
 import pytest
 
 from hwbus.localstack.common import TOP
+from tests.functional.dnsmasq_wire import dnsmasq_on_a_wire, ip
 
 CONF = TOP / 'etc' / 'dnsmasq' / 'hwbus-ipv6.conf'
 SERVER = '2001:db8:1::1'
@@ -71,11 +71,6 @@ print(json.dumps(found))
 '''
 
 
-def _ip(*args: str) -> str:
-    return subprocess.run(['ip', *args], check=True, capture_output=True,
-                          text=True, timeout=30).stdout
-
-
 def _sysctl(netns: str, dev: str, knob: str, value: str) -> None:
     subprocess.run(['ip', 'netns', 'exec', netns, 'sysctl', '-qw',
                     f'net.ipv6.conf.{dev}.{knob}={value}'], check=True,
@@ -92,52 +87,22 @@ def test_the_example_passes_dnsmasqs_own_check():
 @pytest.fixture(scope='module')
 def provisioning(tmp_path_factory):
     """dnsmasq with the example on a veth between two namespaces."""
-    tmp = tmp_path_factory.mktemp('dnsmasq6')
-    tag = secrets.token_hex(3)
-    server, client = f'hwbus-d6s-{tag}', f'hwbus-d6c-{tag}'
-    sdev, cdev = f'd6s{tag}', f'd6c{tag}'
-    _ip('netns', 'add', server)
-    _ip('netns', 'add', client)
-    proc = None
-    try:
-        _ip('link', 'add', sdev, 'netns', server, 'type', 'veth', 'peer',
-            'name', cdev, 'netns', client)
+    def no_dad(server: str, sdev: str, client: str, cdev: str) -> None:
         # No duplicate address detection on this private wire: addresses
         # are usable at once.
         _sysctl(server, sdev, 'accept_dad', '0')
         _sysctl(client, cdev, 'accept_dad', '0')
-        _ip('-n', server, 'addr', 'add', f'{SERVER}/64', 'dev', sdev)
-        for netns, dev in ((server, sdev), (client, cdev)):
-            _ip('-n', netns, 'link', 'set', 'lo', 'up')
-            _ip('-n', netns, 'link', 'set', dev, 'up')
-        conf = tmp / 'dnsmasq.conf'
-        text = CONF.read_text()
-        assert 'interface=eno2' in text
-        conf.write_text(text.replace('interface=eno2', f'interface={sdev}'))
-        log = tmp / 'dnsmasq.log'
-        proc = subprocess.Popen(
-            ['ip', 'netns', 'exec', server, 'dnsmasq', '--keep-in-foreground',
-             f'--conf-file={conf}', f'--pid-file={tmp}/dnsmasq.pid',
-             f'--dhcp-leasefile={tmp}/leases', '--log-dhcp',
-             f'--log-facility={log}', '--user=root'],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    with dnsmasq_on_a_wire(tmp_path_factory.mktemp('dnsmasq6'), CONF, 'd6',
+                           f'{SERVER}/64', 'DHCPv6, IP range',
+                           before_address=no_dad) as wire:
+        _, _, client, cdev, log = wire
         deadline = time.monotonic() + 30
-        while 'fe80::' not in _ip('-n', client, '-6', 'addr', 'show', 'dev',
+        while 'fe80::' not in ip('-n', client, '-6', 'addr', 'show', 'dev',
                                   cdev, 'scope', 'link'):
             assert time.monotonic() < deadline, 'no link-local address'
             time.sleep(0.2)
-        while 'DHCPv6, IP range' not in (log.read_text()
-                                         if log.exists() else ''):
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, 'dnsmasq did not start'
-            time.sleep(0.2)
         yield client, cdev, log
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        _ip('netns', 'del', server)
-        _ip('netns', 'del', client)
 
 
 def _solicit(provisioning, arch: int, ipxe: bool = False) -> dict:
@@ -174,7 +139,7 @@ def test_the_client_forms_its_own_address_by_slaac(provisioning):
     client, cdev, log = provisioning
     deadline = time.monotonic() + 30
     while True:
-        text = _ip('-n', client, '-6', '-o', 'addr', 'show', 'dev', cdev,
+        text = ip('-n', client, '-6', '-o', 'addr', 'show', 'dev', cdev,
                    'scope', 'global')
         slaac = [line for line in text.splitlines()
                  if 'dynamic' in line and '2001:db8:1:0:' in line]
@@ -183,5 +148,5 @@ def test_the_client_forms_its_own_address_by_slaac(provisioning):
         assert time.monotonic() < deadline, text + log.read_text()[-2000:]
         time.sleep(0.5)
     # On-link: the ramdisk reaches a broker on this network directly.
-    routes = _ip('-n', client, '-6', 'route', 'show', '2001:db8:1::/64')
+    routes = ip('-n', client, '-6', 'route', 'show', '2001:db8:1::/64')
     assert cdev in routes
