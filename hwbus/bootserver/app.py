@@ -26,9 +26,13 @@ answered 405 (``Allow: GET``) and issue nothing. Client-supplied text
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import ipaddress
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -127,7 +131,7 @@ def create_app(credentials: Credentials, settings: Any,
                limiter: Limiter | None = None,
                refusal_for: Callable[[str], str | None] | None = None,
                bmc_mode_for: Callable[[str], str | None] | None = None,
-               ) -> flask.Flask:
+               file_header: str | None = None) -> flask.Flask:
     """The application; ``settings`` holds the [bootserver] and [ramdisk]
     values (``settings.bootserver.port``...: hwbus.cmd.wiring.plain).
 
@@ -135,6 +139,11 @@ def create_app(credentials: Credentials, settings: Any,
     binding rule asks Ironic: hwbus.binding.Binding.refusal_for), None
     when it may. ``bmc_mode_for(mac)`` is the boot's hwbus.bmc= (None:
     leave the BMC alone; hwbus.binding.Binding.bmc_mode_for).
+
+    With ``file_header`` a download is answered with its headers and the
+    file's path in that header instead of its bytes, for a server that
+    streams the file itself (hwbus.bootserver.server.Front does, so a
+    slow download holds no thread); without, the app sends the bytes.
     """
     group = settings.bootserver
     limiter = limiter or Limiter.from_settings(group)
@@ -259,8 +268,21 @@ def create_app(credentials: Credentials, settings: Any,
                 return _only_get(dialect, client_address(proxies))
         return exc
 
-    built: dict[tuple[str, str], bytes] = {}  # (image, base): bytes
+    def _send(path: str, mimetype: str) -> flask.Response:
+        response = flask.send_file(path, mimetype=mimetype,
+                                   conditional=True)
+        if file_header:  # the server streams it: hold no open file here
+            response.close()
+            response.response = []
+            response.headers[file_header] = path
+        return response
+
+    # Built boot images are files, streamed like the others; one per
+    # (architecture, base URL) in a directory of this process's own.
+    built: dict[tuple[str, str], str] = {}
     building = threading.Lock()  # requests are answered in a thread pool
+    scratch = tempfile.mkdtemp(prefix='hwbus-bootimages-')
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
 
     @app.get('/<name>.img', provide_automatic_options=False)
     def boot_image(name: str) -> flask.Response:
@@ -272,16 +294,27 @@ def create_app(credentials: Credentials, settings: Any,
             base = Grub.url(base_url()).rstrip('/')
             key = (layout.arch, base)
             with building:
-                image = built.get(key)
-                if image is None:
-                    if len(built) >= 4:  # Host headers differ: bound memory
-                        built.pop(next(iter(built)))
-                    image = built[key] = bootimage.build(group, layout, base)
+                path = built.get(key)
+                if path is None:
+                    if len(built) >= 4:  # Host headers differ: bound disk
+                        os.unlink(built.pop(next(iter(built))))
+                    path = _write(key, bootimage.build(group, layout, base))
+                    built[key] = path
         except (scripts.UnreachableUrl, bootimage.MissingLoader) as exc:
             LOG.warning('no boot image for %s: %s', client, exc)
             flask.abort(404)
         LOG.info('serving %s.img to %s', name, client)
-        return flask.Response(image, mimetype=bootimage.MIMETYPE)
+        return _send(path, bootimage.MIMETYPE)
+
+    def _write(key: tuple[str, str], image: bytes) -> str:
+        """The image as a file of ``scratch``; a download still reading
+        an evicted one keeps its open file."""
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+        path = os.path.join(scratch, f'{key[0]}-{digest}.img')
+        with open(path + '.part', 'wb') as f:
+            f.write(image)
+        os.replace(path + '.part', path)
+        return path
 
     @app.get('/<name>', provide_automatic_options=False)
     def loader(name: str) -> flask.Response:
@@ -290,15 +323,13 @@ def create_app(credentials: Credentials, settings: Any,
         if not path or not os.path.isfile(path):
             flask.abort(404)
         LOG.info('serving %s to %s', name, client_address(proxies))
-        return flask.send_file(path, mimetype='application/efi',
-                               conditional=True)
+        return _send(path, 'application/efi')
 
     def _send_image(arch: str, name: str) -> flask.Response:
         path = image_path(group, arch, name)
         if name not in IMAGES or not os.path.exists(path):
             flask.abort(404)
-        return flask.send_file(path, mimetype='application/octet-stream',
-                               conditional=True)
+        return _send(path, 'application/octet-stream')
 
     @app.get('/images/<name>')
     def image(name: str) -> flask.Response:

@@ -14,10 +14,18 @@ connection costs a socket and a little memory, not a thread:
 * a head may have ``max_header_size`` bytes (h11's incomplete-event
   limit; more is answered 431);
 * only a complete request reaches the Flask app, through a2wsgi, in one
-  of two thread pools: ``image_threads`` for downloads (/images/ and the
-  firmware loaders: a download holds its thread while the client reads)
-  and ``threads`` for the rest, so downloads can never delay a boot
-  script or a health check;
+  of two thread pools: ``image_threads`` for downloads (/images/, the
+  firmware loaders and the boot disk images) and ``threads`` for the
+  rest, so downloads can never delay a boot script or a health check;
+* a download's bytes are not sent by the app: it names the file in a
+  header (``FILE_HEADER``, as nginx's X-Accel-Redirect) and this front
+  streams the file from disk on the event loop, a chunk at a time, each
+  sent only when the client accepted the one before. A download holds
+  no thread and one chunk of memory however slowly it is read (a WSGI
+  body queued through a2wsgi is held whole per connection: 120 stalled
+  downloads of a 4 MiB boot image cost 649 MiB before). One client
+  address may have ``downloads_per_client`` downloads under way and
+  the server ``max_downloads``; more are answered 429 / 503;
 * a request with a body is refused before anything reads the body (the
   boot server takes none), so a slowly sent body holds no thread either;
 * a client that does not accept the next part of a response within
@@ -27,7 +35,9 @@ connection costs a socket and a little memory, not a thread:
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +48,8 @@ from hwbus.bootserver.app import is_download
 LOG = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+FILE_HEADER = b'x-hwbus-file'  # the app's "send this file" (lower case)
+CHUNK = 64 * 1024
 # What Python's ssl module offers by default, which cheroot (the server
 # before) served too; Hypercorn's own default is ECDHE+AESGCM only, which
 # older iPXE builds (no ECDHE, no GCM) cannot speak. TLS 1.3 suites are
@@ -79,6 +91,67 @@ def _title_case(name: bytes) -> bytes:
     return b'-'.join(part.capitalize() for part in name.split(b'-'))
 
 
+class _FileSender:
+    """An ASGI ``send`` for downloads: when the app's response names a
+    file in ``FILE_HEADER``, the file (or the byte range the app's
+    Content-Range gives) is streamed from disk in place of the app's
+    empty body, each chunk read only after the previous one was sent."""
+
+    def __init__(self, send: _SendDeadline) -> None:
+        self.send = send
+        self.file: int | None = None
+        self.offset = self.length = 0
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message['type'] == 'http.response.start':
+            message = await self._start(message)
+            await self.send(message)
+        elif self.file is None:
+            await self.send(message)
+        elif not message.get('more_body', False):
+            try:
+                await self._stream()
+            finally:
+                os.close(self.file)
+                self.file = None
+
+    async def _start(self, message: dict[str, Any]) -> dict[str, Any]:
+        headers = dict(message['headers'])
+        path = headers.pop(FILE_HEADER, None)
+        if path is None:
+            return message
+        rest = [(k, v) for k, v in message['headers'] if k != FILE_HEADER]
+        if message['status'] not in (200, 206):  # 304, 416: no body
+            return {**message, 'headers': rest}
+        try:
+            self.file = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:  # replaced meanwhile (a rebuilt image)
+            LOG.warning('download of %s failed: %s', path, exc.strerror)
+            return {'type': 'http.response.start', 'status': 503,
+                    'headers': [(b'content-length', b'0'),
+                                (b'retry-after', b'1')]}
+        self.length = int(headers.get(b'content-length', b'0'))
+        ranged = headers.get(b'content-range', b'')
+        if message['status'] == 206 and ranged.startswith(b'bytes '):
+            self.offset = int(ranged[6:].split(b'-', 1)[0])
+        return {**message, 'headers': rest}
+
+    async def _stream(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.file is not None
+        left, offset = self.length, self.offset
+        while left > 0 and not self.send.abandoned:
+            chunk = await loop.run_in_executor(
+                None, os.pread, self.file, min(CHUNK, left), offset)
+            if not chunk:  # the file shrank: end the connection short
+                LOG.warning('%s: file shorter than announced',
+                            self.send.client)
+                return
+            left, offset = left - len(chunk), offset + len(chunk)
+            await self.send({'type': 'http.response.body', 'body': chunk,
+                             'more_body': left > 0})
+
+
 async def _answer(send: Send, status: int, text: str) -> None:
     body = text.encode()
     await send({'type': 'http.response.start', 'status': status,
@@ -94,7 +167,8 @@ class Front:
 
     def __init__(self, wsgi_app: Any, threads: int = 8,
                  image_threads: int = 8, send_timeout: float = 60.0,
-                 max_header_size: int = 8192) -> None:
+                 max_header_size: int = 8192, downloads_per_client: int = 4,
+                 max_downloads: int = 512) -> None:
         # a2wsgi's and Hypercorn's typed scopes describe the same ASGI
         # dictionaries this class passes on.
         self.scripts: Any = WSGIMiddleware(wsgi_app, workers=threads)
@@ -102,6 +176,9 @@ class Front:
                                           workers=image_threads)
         self.send_timeout = send_timeout
         self.max_header_size = max_header_size
+        self.per_client, self.max_downloads = (downloads_per_client,
+                                               max_downloads)
+        self.downloads: collections.Counter[str] = collections.Counter()
 
     async def __call__(self, scope: dict[str, Any], receive: Any,
                        send: Send) -> None:
@@ -120,10 +197,26 @@ class Front:
             await _answer(send, 413, 'request bodies are not accepted\n')
             return
         client = (scope.get('client') or ('-',))[0]
-        pool = (self.images if is_download(scope['path'])
-                else self.scripts)
-        await pool(scope, receive,
-                   _SendDeadline(send, self.send_timeout, client))
+        deadline = _SendDeadline(send, self.send_timeout, client)
+        if not is_download(scope['path']):
+            await self.scripts(scope, receive, deadline)
+            return
+        if self.downloads[client] >= self.per_client:
+            await _answer(send, 429, 'too many downloads from this address '
+                          'under way\n')
+            return
+        if self.downloads.total() >= self.max_downloads:
+            LOG.warning('download refused to %s: max_downloads (%d) under '
+                        'way', client, self.max_downloads)
+            await _answer(send, 503, 'too many downloads under way\n')
+            return
+        self.downloads[client] += 1
+        try:
+            await self.images(scope, receive, _FileSender(deadline))
+        finally:
+            self.downloads[client] -= 1
+            if not self.downloads[client]:
+                del self.downloads[client]
 
 
 def make_config(group: Any) -> Any:
@@ -155,6 +248,7 @@ def serve(wsgi_app: Any, group: Any,
     from hypercorn.asyncio import serve as hypercorn_serve
 
     front: Any = Front(wsgi_app, group.threads, group.image_threads,
-                       group.send_timeout, group.max_header_size)
+                       group.send_timeout, group.max_header_size,
+                       group.downloads_per_client, group.max_downloads)
     asyncio.run(hypercorn_serve(front, make_config(group),
                                 shutdown_trigger=shutdown, mode='asgi'))

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                                      ramdisk=wiring.plain(conf.ramdisk))
     app = create_app(credentials, settings,
                      refusal_for=rule.refusal_for if rule else None,
-                     bmc_mode_for=_bmc_policy(conf.bmc, rule))
+                     bmc_mode_for=_bmc_policy(conf.bmc, rule),
+                     file_header=server.FILE_HEADER.decode())
     files = _raise_file_limit()
     LOG.info('hwbus-bootserver listening on %s://%s:%d (request heads: '
              '%d bytes within %.0f s; %d + %d image threads; %d open '

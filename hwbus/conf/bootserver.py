@@ -18,11 +18,21 @@ OPTS = [
                     'checks. A request reaches one only once its head is '
                     'complete, so slow clients do not hold them.'),
     cfg.IntOpt('image_threads', default=8, min=1,
-               help='Worker threads serving /images/, apart from the '
-                    'others: each download in progress holds one, so '
-                    'slow downloads can never delay a boot script. Serve '
-                    'the images from nginx (or kernel_url, initrd_url) '
-                    'for many machines at once.'),
+               help='Worker threads answering downloads (/images/, the '
+                    'firmware loaders, the boot disk images), apart from '
+                    'the others so downloads never delay a boot script. '
+                    'A thread only finds the file: the bytes are streamed '
+                    'from the event loop, so a slow download holds none.'),
+    cfg.IntOpt('downloads_per_client', default=4, min=1,
+               help='Downloads one client address may have under way at '
+                    'once; more are answered 429. A booting machine '
+                    'fetches one file at a time.'),
+    cfg.IntOpt('max_downloads', default=512, min=1,
+               help='Downloads under way at once in all; more are answered '
+                    '503. Each costs an open file, a socket and up to '
+                    'about 200 KiB of buffers. Serve the images from nginx '
+                    '(or kernel_url, initrd_url) for more machines at '
+                    'once.'),
     cfg.FloatOpt('header_timeout', default=10.0, min=1.0,
                  help='Seconds a client has to send a complete request '
                       'head, from the moment it connects (after the TLS '

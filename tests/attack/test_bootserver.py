@@ -9,6 +9,7 @@ The figures printed (run with -s) go into docs/security.md.
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import select
 import socket
@@ -17,6 +18,7 @@ import time
 import urllib.parse
 
 import pytest
+import requests
 
 from hwbus.localstack.bootserver import BootServer
 from hwbus.localstack.common import free_port
@@ -27,6 +29,7 @@ from tests.functional.conftest import CONSUMER_PASSWORD, management_for
 HEADER_TIMEOUT = 10
 TIMEOUT = 10  # seconds any one legitimate request may take
 SLOW_CLIENTS = 64
+GRUB_SIZE = 4 * 2 ** 20
 
 
 @pytest.fixture
@@ -40,11 +43,14 @@ def site(broker, ironic, tmp_path):
     (images / 'vmlinuz').write_bytes(b'kernel\n')
     with open(images / 'initramfs.zst', 'wb') as f:
         f.truncate(64 * 2 ** 20)  # larger than any socket buffer
+    grub = tmp_path / 'grubx64.efi'  # /hwbus-x64.img: ~GRUB's size, and
+    grub.write_bytes(os.urandom(GRUB_SIZE))  # random: no compression
     config = write_config(
         tmp_path / 'hwbus.conf', broker, url, ironic.url, CONSUMER_PASSWORD,
         extra=f'\n[bootserver]\nhost = 127.0.0.1\nport = {port}\n'
               f'image_dir = {images}\nheader_timeout = {HEADER_TIMEOUT}\n'
-              f'image_threads = 2\nsend_timeout = 3\n')
+              f'image_threads = 2\nsend_timeout = 3\n'
+              f'grub_x64 = {grub}\nshim_x64 =\n')
     server = BootServer(config, tmp_path / 'bootserver.log', port).start()
     server.store = Store(url)
     server.broker = broker
@@ -68,7 +74,7 @@ def _request(site, method: str, path: str, source: str = '127.0.0.1',
         response = conn.getresponse()
         return (response.status,
                 {k.lower(): v for k, v in response.getheaders()},
-                response.read().decode())
+                response.read().decode(errors='replace'))
     finally:
         if connection is None:
             conn.close()
@@ -238,6 +244,109 @@ def test_clients_that_stop_reading_images_do_not_delay_boot_scripts(site):
         sock.close()
     print(f'\n4 stalled image downloads (2 image threads): a real boot in '
           f'{boot * 1000:.0f} ms; all 4 abandoned after send_timeout')
+
+
+def _rss(site) -> int:
+    """The boot server process's resident memory, in bytes."""
+    status = open(f'/proc/{site.proc.pid}/status').read()
+    return int(re.search(r'VmRSS:\s+(\d+) kB', status).group(1)) * 1024
+
+
+def _stall(site, path: str, source: str) -> socket.socket:
+    """A download that is asked for and never read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.bind((source, 0))
+    sock.connect(('127.0.0.1', site.port))
+    sock.sendall(f'GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+                 .encode())
+    return sock
+
+
+def test_stalled_boot_image_downloads_cost_no_copy_each(site):
+    """/hwbus-x64.img (shim, GRUB and its config: megabytes) asked for
+    from 120 addresses that never read: the boot server's memory grows
+    by a bounded amount, not a copy of the image per connection; one
+    address gets only its share of concurrent downloads; meanwhile a
+    real machine downloads the image whole and gets its boot script."""
+    status, _, _ = _request(site, 'GET', '/hwbus-x64.img')  # built, cached
+    assert status == 200
+    before = _rss(site)
+    stalled = [_stall(site, '/hwbus-x64.img', f'127.0.1.{n}')
+               for n in range(1, 121)]
+    time.sleep(1.5)  # every response under way (send_timeout is 3 s)
+    grown = _rss(site) - before
+    assert grown < 64 * 2 ** 20, f'+{grown / 2 ** 20:.0f} MiB'
+    conn = http.client.HTTPConnection('127.0.0.1', site.port,
+                                      timeout=TIMEOUT,
+                                      source_address=('127.0.0.2', 0))
+    conn.request('GET', '/hwbus-x64.img')
+    response = conn.getresponse()
+    whole = response.read()
+    conn.close()
+    assert response.status == 200 and len(whole) > GRUB_SIZE
+    assert len(whole) == int(response.getheader('content-length'))
+    status, _, text = _request(site, 'GET',
+                               '/boot.ipxe?mac=52:54:00:aa:bb:07',
+                               source='127.0.0.7')
+    _assert_boot_script(status, text)
+    # One address: its first downloads_per_client (4) go, the rest are
+    # told to come back later.
+    mine = [_stall(site, '/hwbus-x64.img', '127.0.2.1') for _ in range(8)]
+    time.sleep(1)
+    answers = []
+    for sock in mine:
+        sock.setblocking(False)
+        try:
+            answers.append(sock.recv(64))
+        except BlockingIOError:
+            answers.append(b'')
+    for sock in stalled + mine:
+        sock.close()
+    limited = [a for a in answers if a.startswith(b'HTTP/1.1 429')]
+    assert len(limited) == 4, answers
+    print(f'\n120 stalled /hwbus-x64.img downloads '
+          f'({len(whole) / 2 ** 20:.1f} MiB each): boot server memory '
+          f'+{grown / 2 ** 20:.1f} MiB; a real download and boot meanwhile '
+          f'answered; one address: 4 of 8 downloads, 4 answered 429')
+
+
+def test_streamed_downloads_answer_what_firmware_asks(site):
+    """What the loaders send, through the streaming front: a whole file,
+    HEAD (UEFI HTTP boot asks the size first), a byte range (GRUB seeks
+    with Range), If-None-Match (304, no body) and a range past the end
+    (416); the bytes are the file's."""
+    image = site.config.parent / 'images' / 'initramfs.zst'
+    with open(image, 'r+b') as f:
+        f.seek(5 * 2 ** 20)
+        f.write(b'marker')
+    response = site.get('/images/initramfs.zst')
+    assert response.status_code == 200
+    assert len(response.content) == 64 * 2 ** 20
+    assert response.content[5 * 2 ** 20:][:6] == b'marker'
+    head = requests.head(site.url + '/images/initramfs.zst', timeout=10)
+    assert head.status_code == 200 and not head.content
+    assert head.headers['content-length'] == str(64 * 2 ** 20)
+    part = site.get('/images/initramfs.zst',
+                    headers={'Range': f'bytes={5 * 2 ** 20}-'
+                                      f'{5 * 2 ** 20 + 9}'})
+    assert part.status_code == 206 and part.content == b'marker\0\0\0\0'
+    tail = site.get('/images/initramfs.zst',
+                    headers={'Range': f'bytes={64 * 2 ** 20 - 3}-'})
+    assert tail.status_code == 206 and tail.content == b'\0\0\0'
+    same = site.get('/images/initramfs.zst',
+                    headers={'If-None-Match': response.headers['etag']})
+    assert same.status_code == 304 and not same.content
+    past = site.get('/images/initramfs.zst',
+                    headers={'Range': f'bytes={65 * 2 ** 20}-'})
+    assert past.status_code == 416
+    img = site.get('/hwbus-x64.img')
+    assert img.status_code == 200
+    assert img.headers['content-type'] == 'application/vnd.efi-img'
+    assert len(img.content) == int(img.headers['content-length'])
+    assert 'x-hwbus-file' not in {k.lower() for k in img.headers}
+    assert site.get('/images/nothing').status_code == 404
+    assert site.get('/images/vmlinuz').content == b'kernel\n'
 
 
 def test_macs_of_nodes_in_use_get_no_credential(site, clean_ironic):
