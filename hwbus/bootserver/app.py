@@ -41,7 +41,8 @@ import flask
 
 from hwbus.bootserver import bootimage, scripts
 from hwbus.bootserver.ratelimit import Limiter
-from hwbus.bootserver.scripts import Boot, Grub, Ipxe, printable
+from hwbus.bootserver.scripts import Boot, Grub, GrubTftp, Ipxe, printable
+from hwbus.bootserver.tftp import TRANSPORT_KEY
 from hwbus.credentials import BOOTSERVER, BadMac, Credentials, normalize_mac
 from hwbus.errors import HwbusError
 
@@ -161,8 +162,12 @@ def create_app(credentials: Credentials, settings: Any,
             host = f'{host}:{port}'
         return f'{flask.request.scheme}://{host}'
 
-    def images(arch: str) -> tuple[str, str]:
+    def images(arch: str, dialect: Any) -> tuple[str, str]:
         sub = f'{ARCHES[arch]}/' if ARCHES[arch] else ''
+        if dialect is GrubTftp:  # paths on this server (kernel_url: no)
+            if arch == DEFAULT_ARCH and group.kernel_url:
+                return group.kernel_url, group.initrd_url or ''
+            return f'/images/{sub}vmlinuz', f'/images/{sub}initramfs.zst'
         if arch == DEFAULT_ARCH:
             return (group.kernel_url or f'{base_url()}/images/vmlinuz',
                     group.initrd_url or
@@ -197,7 +202,7 @@ def create_app(credentials: Credentials, settings: Any,
             raise _Refused(f'{", ".join(missing)} missing in [bootserver] '
                           f'image_dir {group.image_dir} for {arch}', 503)
         try:
-            kernel, initrd = (dialect.url(u) for u in images(arch))
+            kernel, initrd = (dialect.url(u) for u in images(arch, dialect))
         except scripts.UnreachableUrl as exc:
             raise _Refused(str(exc), 503) from None
         try:
@@ -234,6 +239,9 @@ def create_app(credentials: Credentials, settings: Any,
         return _answer(dialect, dialect.refusal(why), status)
 
     def _boot_script(dialect: Any) -> flask.Response:
+        if (dialect is Grub and
+                flask.request.environ.get(TRANSPORT_KEY) == 'tftp'):
+            dialect = GrubTftp  # set by the TFTP front, never by a header
         client = client_address(proxies)
         if flask.request.method != 'GET':
             # Werkzeug routes HEAD to GET handlers: only GET has effects.
@@ -260,6 +268,10 @@ def create_app(credentials: Credentials, settings: Any,
                            405, client)
         response.headers['Allow'] = 'GET'
         return response
+
+    @app.get('/grub/grub.cfg', provide_automatic_options=False)
+    def tftp_grub_cfg() -> flask.Response:
+        return _answer(Grub, scripts.tftp_grub_cfg())
 
     @app.errorhandler(405)
     def not_allowed(exc: Exception) -> Any:

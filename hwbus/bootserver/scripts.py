@@ -133,6 +133,34 @@ class Grub:
             'boot')
 
 
+class GrubTftp(Grub):
+    """GRUB that reached the boot server over TFTP (hwbus.bootserver.
+    tftp): the images are this server's files, named by their paths on
+    GRUB's root device, ``(tftp,<server>)``."""
+
+    @staticmethod
+    def url(url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme or parts.netloc or not parts.path.startswith(
+                '/images/'):
+            raise UnreachableUrl(f'GRUB over TFTP fetches this server\'s '
+                                 f'images only, not {printable(url, 100)} '
+                                 f'(unset kernel_url and initrd_url)')
+        return parts.path
+
+
+def tftp_grub_cfg() -> str:
+    """/grub/grub.cfg over TFTP: what Debian's signed GRUB reads first
+    after a UEFI PXE boot (its built-in prefix is /grub, its root the
+    TFTP server). The PXE card is up and is GRUB's default; its MAC asks
+    for the per-boot script, by path on the same server."""
+    return _lines(
+        '# hwbus: load this boot\'s script (it carries the credential)',
+        'source "/boot.grub?mac=${net_default_mac}&arch=${grub_cpu}"',
+        'echo \'hwbus: the boot server did not answer /boot.grub\'',
+        f'sleep {REFUSAL_PAUSE}', 'exit 1')
+
+
 def quote(word: str) -> str:
     """One GRUB word, literally: inside single quotes GRUB expands
     nothing (no $, no globs, no ;), and a ' is closed, escaped, reopened.

@@ -244,11 +244,25 @@ def make_config(group: Any) -> Any:
 
 def serve(wsgi_app: Any, group: Any,
           shutdown: Callable[[], Awaitable[Any]] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT (or ``shutdown`` returns)."""
+    """Serve until SIGTERM or SIGINT (or ``shutdown`` returns): HTTP, and
+    TFTP when [bootserver] tftp_port is set (hwbus.bootserver.tftp)."""
     from hypercorn.asyncio import serve as hypercorn_serve
+
+    from hwbus.bootserver import tftp
 
     front: Any = Front(wsgi_app, group.threads, group.image_threads,
                        group.send_timeout, group.max_header_size,
                        group.downloads_per_client, group.max_downloads)
-    asyncio.run(hypercorn_serve(front, make_config(group),
-                                shutdown_trigger=shutdown, mode='asgi'))
+
+    async def both() -> None:
+        udp = None
+        if group.tftp_port:
+            udp = await tftp.start(wsgi_app, FILE_HEADER.decode(), group)
+        try:
+            await hypercorn_serve(front, make_config(group),
+                                  shutdown_trigger=shutdown, mode='asgi')
+        finally:
+            if udp is not None:
+                udp.close()
+
+    asyncio.run(both())

@@ -23,9 +23,21 @@ OPTS = [
                     'the others so downloads never delay a boot script. '
                     'A thread only finds the file: the bytes are streamed '
                     'from the event loop, so a slow download holds none.'),
+    cfg.PortOpt('tftp_port', default=0,
+                help='UDP port to serve TFTP on (69 is what firmware and '
+                     'GRUB ask), 0: no TFTP. For Secure Boot over the '
+                     'network with Debian\'s signed GRUB, which fetches '
+                     'over TFTP only: UEFI PXE loads shimx64.efi, shim '
+                     'loads grubx64.efi, GRUB reads grub/grub.cfg and '
+                     'the per-boot boot.grub from here, issued exactly as '
+                     'over HTTP. Port 69 needs CAP_NET_BIND_SERVICE (the '
+                     'systemd unit says how to grant it).'),
+    cfg.HostAddressOpt('tftp_host',
+                       help='Address TFTP listens on. Unset: host.'),
     cfg.IntOpt('downloads_per_client', default=4, min=1,
                help='Downloads one client address may have under way at '
-                    'once; more are answered 429. A booting machine '
+                    'once, over HTTP and over TFTP each; more are '
+                    'answered 429 (a TFTP error). A booting machine '
                     'fetches one file at a time.'),
     cfg.IntOpt('max_downloads', default=512, min=1,
                help='Downloads under way at once in all; more are answered '

@@ -36,7 +36,7 @@ GRUB_SIZE = 4 * 2 ** 20
 def site(broker, ironic, tmp_path):
     """A boot server on its own store and the real Ironic, with the
     default limits."""
-    port = free_port()
+    port, tftp_port = free_port(), free_port()
     url = f'sqlite:///{tmp_path}/hwbus.sqlite'
     images = tmp_path / 'images'
     images.mkdir()
@@ -50,8 +50,10 @@ def site(broker, ironic, tmp_path):
         extra=f'\n[bootserver]\nhost = 127.0.0.1\nport = {port}\n'
               f'image_dir = {images}\nheader_timeout = {HEADER_TIMEOUT}\n'
               f'image_threads = 2\nsend_timeout = 3\n'
-              f'grub_x64 = {grub}\nshim_x64 =\n')
+              f'grub_x64 = {grub}\nshim_x64 =\n'
+              f'tftp_port = {tftp_port}\n')
     server = BootServer(config, tmp_path / 'bootserver.log', port).start()
+    server.tftp_port = tftp_port
     server.store = Store(url)
     server.broker = broker
     yield server
