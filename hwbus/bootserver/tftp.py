@@ -40,6 +40,7 @@ import sys
 from typing import Any
 
 from hwbus.bootserver.scripts import printable
+from hwbus.errors import PermanentError
 
 LOG = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ RETRIES = 4
 TRANSPORT_KEY = 'hwbus.transport'  # in the WSGI environ: 'tftp'
 
 
-class Refusal(Exception):
+class Refusal(PermanentError):
     """A request answered with a TFTP error packet and nothing else."""
+
+    reason = 'tftp-refused'
 
     def __init__(self, code: int, text: str) -> None:
         super().__init__(text)
