@@ -332,7 +332,8 @@ class Server(asyncio.DatagramProtocol):
             offset += len(chunk)
             if len(chunk) < blksize:
                 LOG.info('TFTP: sent %s (%d bytes) to %s',
-                         printable(name, 100), offset, transfer.peer[0])
+                         printable(name.lstrip('/'), 100), offset,
+                         transfer.peer[0])
                 return
             block += 1
 

@@ -12,7 +12,7 @@ Firmware: ``Guest(..., firmware=)`` is ``bios`` (SeaBIOS, QEMU's iPXE
 ROM), ``uefi`` (OVMF on q35, QEMU's EFI iPXE ROM), ``uefi-http`` (OVMF,
 no iPXE ROM: the firmware's own HTTP boot) or ``uefi-secure`` (OVMF with
 Secure Boot enforced and Microsoft's keys enrolled, on q35 with SMM; its
-own HTTP boot).
+own PXE on a wire of its own: ``Guest.on_wire``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -251,18 +252,19 @@ class Guest:
                 '-nic', f'user,model=virtio-net-pci,mac={GUEST_MACS[1]}']
         return self._start(argv)
 
-    def from_disk(self, boot_image: pathlib.Path) -> Guest:
-        """Boot from a read-only disk image (serial HWBUSBOOT), NICs
-        without iPXE: the firmware starts its \\EFI\\BOOT\\BOOTX64.EFI."""
-        argv = [*self._argv(),
-                '-drive', f'file={boot_image},if=none,id=boot,format=raw,'
-                          f'readonly=on',
-                '-device', 'virtio-blk-pci,drive=boot,serial=HWBUSBOOT,'
-                           'bootindex=1']
-        for n, mac in enumerate(GUEST_MACS):
-            argv += ['-netdev', f'user,id=n{n}',
-                     '-device', f'virtio-net-pci,netdev=n{n},mac={mac},'
-                                f'romfile=']
+    def on_wire(self, wire: Any) -> Guest:
+        """Network boot from the first NIC on ``wire`` (tests.e2e.wire:
+        a tap in a namespace, a real DHCP server, the boot server's TFTP)
+        by the firmware's own PXE; the second NIC on QEMU's user network,
+        where the broker is 10.0.2.2 as for every other guest."""
+        argv = ['ip', 'netns', 'exec', wire.netns, *self._argv(),
+                '-netdev', f'tap,id=n0,ifname={wire.tap},script=no,'
+                           f'downscript=no',
+                '-device', f'virtio-net-pci,netdev=n0,mac={GUEST_MACS[0]},'
+                           f'romfile=,bootindex=1',
+                '-netdev', 'user,id=n1',
+                '-device', f'virtio-net-pci,netdev=n1,mac={GUEST_MACS[1]},'
+                           f'romfile=']
         return self._start(argv)
 
     def direct(self, kernel: pathlib.Path, initrd: pathlib.Path,

@@ -8,27 +8,25 @@ Three firmware paths of x86-64 UEFI (docs/bootserver.md):
   (``/hwbus-x64.img``) becomes a RAM disk, GRUB on it brings up the
   network and sources the per-boot ``/boot.grub``, then loads the kernel
   and the hwbus initramfs over HTTP;
-* Secure Boot enforced (shim, Debian's signed GRUB and kernel), from a
-disk image: Debian 12's signed GRUB has no http module, so that chain
-does not run over the network yet (docs/bootserver.md, "where it
-stops").
+* Secure Boot enforced (Debian's signed shim, GRUB and kernel) over
+  PXE: Debian 12's signed GRUB has no http module, so the whole chain
+  comes by TFTP from the boot server, on a wire of its own (QEMU's user
+  network answers TFTP itself).
 """
 
 import pathlib
 import subprocess
 
-from hwbus.bootserver import fatimage
+from hwbus.localstack.common import TOP
 from tests.e2e.conftest import (
-    GUEST_DISKS,
     GUEST_MACS,
     Guest,
     Site,
     assert_node_is_the_guest,
     image_size,
 )
+from tests.e2e.wire import pxe_wire
 
-SHIM = '/usr/lib/shim/shimx64.efi.signed'
-SIGNED_GRUB = '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed'
 GRUB_MODULES = ('fat', 'part_gpt', 'part_msdos', 'efinet', 'net', 'http',
                 'linux', 'normal', 'configfile', 'echo', 'test', 'sleep',
                 'minicmd', 'boot')
@@ -87,34 +85,40 @@ def test_a_uefi_machine_http_boots_through_grub_into_ironic(
         site.stop()
 
 
-def test_secure_boot_runs_shim_grub_and_the_signed_kernel_and_says_so(
-        site, tmp_path):
-    """Secure Boot enforced, Microsoft's keys: the firmware verifies
-    shim, shim verifies Debian's signed GRUB, GRUB (through shim)
-    verifies Debian's signed kernel, which runs the hwbus initramfs; the
-    guest's own inventory says Secure Boot was on. The chain starts from
-    a disk image here, not over the network: Debian 12's signed GRUB
-    cannot fetch HTTP (docs/bootserver.md), so the credential is issued
-    by the test and written into GRUB's config on the disk."""
-    issued = site.credentials.issue(mac=GUEST_MACS[0], after='poweroff')
-    bootif = 'BOOTIF=01-' + GUEST_MACS[0].replace(':', '-')
-    config = (f"linux /VMLINUZ console=ttyS0 {issued.cmdline} {bootif}\n"
-              "initrd /INITRD.ZST\nboot\n")
-    boot_image = tmp_path / 'secure-boot.img'
-    boot_image.write_bytes(fatimage.build({
-        'EFI': {'BOOT': {
-            'BOOTX64.EFI': pathlib.Path(SHIM).read_bytes(),
-            'GRUBX64.EFI': pathlib.Path(SIGNED_GRUB).read_bytes()}},
-        'GRUB': {'GRUB.CFG': config.encode()},
-        'VMLINUZ': (site.image / 'vmlinuz').read_bytes(),
-        'INITRD.ZST': (site.image / 'initramfs.zst').read_bytes()}))
-    guest = Guest(site.tmp, firmware='uefi-secure').from_disk(boot_image)
-    took = guest.wait_off(timeout=900)
-    console = guest.text()
-    print(f'\nSecure Boot, shim -> GRUB -> signed kernel, to power-off '
-          f'under {guest.accel}: {took:.1f} s; image '
-          f'{image_size(site.image)}')
-    _, stored = assert_node_is_the_guest(
-        site, console, boot_mode='uefi', issued_by=None,
-        disks=[*GUEST_DISKS, ('HWBUSBOOT', boot_image.stat().st_size)])
-    assert stored['plugin_data']['boot_details'] == {'secure_boot': True}
+def test_secure_boot_over_pxe_runs_shim_grub_and_the_signed_kernel(
+        broker, clean_ironic, image, tmp_path):
+    """Secure Boot enforced, Microsoft's keys, over the network with no
+    HTTP in the chain: the firmware's PXE loads Debian's signed shim by
+    TFTP from the boot server (DHCP from etc/dnsmasq/
+    hwbus-secureboot.conf), shim verifies and loads Debian's signed GRUB,
+    GRUB reads grub/grub.cfg and the per-boot boot.grub (the credential,
+    issued by the boot server for the MAC GRUB names) and loads the
+    Debian-signed kernel, which shim verifies; the guest's own inventory
+    says Secure Boot was on."""
+    with pxe_wire(tmp_path, TOP / 'etc' / 'dnsmasq' /
+                  'hwbus-secureboot.conf') as wire:
+        site = Site(broker, clean_ironic, image, tmp_path,
+                    extra=f'tftp_port = 69\ntftp_host = '
+                          f'{wire.host_address}\n')
+        try:
+            guest = Guest(site.tmp, firmware='uefi-secure').on_wire(wire)
+            took = guest.wait_off(timeout=900)
+            console = guest.text()
+            print(f'\nSecure Boot over PXE, shim -> GRUB -> signed kernel '
+                  f'(all TFTP), to power-off under {guest.accel}: '
+                  f'{took:.1f} s; image {image_size(site.image)}')
+            assert 'Secure boot enabled' in console, console[-3000:]
+            _, stored = assert_node_is_the_guest(site, console,
+                                                 boot_mode='uefi')
+            assert stored['plugin_data']['boot_details'] == {
+                'secure_boot': True}
+            log = site.bootserver.log.read_text()
+            for line in ('TFTP: sent shimx64.efi', 'TFTP: sent grubx64.efi',
+                         'TFTP: sent grub/grub.cfg',
+                         f'for {GUEST_MACS[0]} (x86_64, boot.grub) to '
+                         f'{wire.host_address[:-1]}',
+                         'TFTP: sent images/vmlinuz',
+                         'TFTP: sent images/initramfs.zst'):
+                assert line in log, (line, log[-3000:])
+        finally:
+            site.stop()
