@@ -16,7 +16,12 @@ reference, how many values each document holds, where the cold
 ``hwbus-collect`` spends its import time (``python -X importtime``,
 median of the runs) and the load average before and after.
 
-    .venv/bin/python benchmarks/collect.py [--runs N]
+With ``--against DIR`` (another checkout, e.g. ``git archive`` of an
+older commit) that tree's ``hwbus-collect`` is run cold in the same
+rounds, with its code first on PYTHONPATH, and gets its own row and
+import breakdown: a before / after in one run.
+
+    .venv/bin/python benchmarks/collect.py [--runs N] [--against DIR]
 """
 
 from __future__ import annotations
@@ -68,15 +73,21 @@ def timed(func, runs: int) -> list[float]:
     return times
 
 
-def run_cmd(argv: list[str]) -> None:
+def run_cmd(argv: list[str], env: dict[str, str] | None = None) -> None:
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+                   stderr=subprocess.DEVNULL, env=env)
 
 
-def import_times(command: list[str]) -> dict[str, tuple[int, float]]:
+def with_tree(tree: str | None) -> dict[str, str] | None:
+    """The environment that runs hwbus from tree (None: this one)."""
+    return None if tree is None else dict(os.environ, PYTHONPATH=tree)
+
+
+def import_times(command: list[str], tree: str | None = None
+                 ) -> dict[str, tuple[int, float]]:
     """One cold run under ``-X importtime``: for each module, its depth
     in the import tree and its cumulative import time in seconds."""
-    env = dict(os.environ, PYTHONPROFILEIMPORTTIME='1')
+    env = dict(with_tree(tree) or os.environ, PYTHONPROFILEIMPORTTIME='1')
     done = subprocess.run(command, env=env, check=True, text=True,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     found: dict[str, tuple[int, float]] = {}
@@ -107,6 +118,9 @@ def top_importers(runs: list[dict[str, tuple[int, float]]]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--runs', type=int, default=15)
+    parser.add_argument('--against', metavar='DIR',
+                        help='also run this checkout\'s hwbus-collect cold '
+                             '(before / after)')
     args = parser.parse_args()
     if not IPA_PYTHON.exists():
         print('ironic-python-agent is not installed: run '
@@ -132,8 +146,9 @@ def main() -> int:
     # Rounds interleave the contenders, so that drift in the machine's
     # load hits all of them alike.
     times: dict[str, list[float]] = {k: [] for k in (
-        'hwbus', 'ipa', 'lshw', 'hwbus_cold', 'ipa_cold')}
-    imports = []
+        'hwbus', 'ipa', 'lshw', 'hwbus_cold', 'ipa_cold', 'against_cold')}
+    imports: dict[str, list] = {'this tree': [], args.against: []}
+    against = with_tree(args.against)
     for _ in range(args.runs):
         times['hwbus'] += timed(lambda: runner.collect(SystemRoot('/')), 1)
         times['ipa'].append(ipa_once()['seconds'])
@@ -142,13 +157,19 @@ def main() -> int:
         times['hwbus_cold'] += timed(lambda: run_cmd(hwbus_cold), 1)
         times['ipa_cold'] += timed(lambda: run_cmd(
             [str(IPA_PYTHON), str(IPA_DRIVER), '--once']), 1)
+        if args.against:
+            times['against_cold'] += timed(
+                lambda: run_cmd(hwbus_cold, env=against), 1)
+            imports[args.against].append(
+                import_times(hwbus_cold, args.against))
         # Apart from the timed cold run: -X importtime slows imports.
-        imports.append(import_times(hwbus_cold))
+        imports['this tree'].append(import_times(hwbus_cold))
     ipa_proc.stdin.close()
     ipa_proc.wait()
     load_after = os.getloadavg()
 
-    med = {name: statistics.median(values) for name, values in times.items()}
+    med = {name: statistics.median(values)
+           for name, values in times.items() if values}
     hw_values = leaves(document)
     ipa_values = leaves(ipa_inventory)
 
@@ -162,6 +183,9 @@ def main() -> int:
         ('IPA collection command (cold)', med['ipa_cold'],
          med['hwbus_cold'] / med['ipa_cold']),
     ]
+    if args.against:
+        rows.append(('hwbus-collect (cold), --against', med['against_cold'],
+                     med['hwbus_cold'] / med['against_cold']))
     for label, value, ratio in rows:
         shown = f'{ratio:14.2f}' if ratio is not None else f'{"":14}'
         print(f'{label:34}{value * 1000:10.1f}{shown}')
@@ -172,10 +196,13 @@ def main() -> int:
     print(f'hwbus-collect cold: {med["hwbus_cold"] * 1000:.1f} ms, target '
           f'{COLD_TARGET_S * 1000:.0f} ms {verdict} '
           f'({" ".join(hwbus_cold)})')
-    print(f'hwbus-collect imports, median cumulative ms under -X importtime '
-          f'(top {TOP_IMPORTERS}):')
-    for name, depth, seconds in top_importers(imports):
-        print(f'  {seconds * 1000:7.1f}  {"  " * depth}{name}')
+    for tree, runs in imports.items():
+        if not runs:
+            continue
+        print(f'hwbus-collect imports ({tree}), median cumulative ms under '
+              f'-X importtime (top {TOP_IMPORTERS}):')
+        for name, depth, seconds in top_importers(runs):
+            print(f'  {seconds * 1000:7.1f}  {"  " * depth}{name}')
     print('load average (1, 5, 15 min): before '
           + ' '.join(f'{v:.2f}' for v in load_before) + ', after '
           + ' '.join(f'{v:.2f}' for v in load_after))
