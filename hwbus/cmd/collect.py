@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'hwbus-collect: {exc}', file=sys.stderr)
         return 2
 
-    problems = inventory.problems(document)
+    problems = inventory.problems_once(document)
     if problems:
         # collect() repairs what collectors break; reaching this is a bug.
         print('hwbus-collect: the document does not match the schema:\n  '

@@ -38,7 +38,7 @@ def gather(root: SystemRoot, params: bootparams.BootParams,
                 {'stage': 'collect', 'message': f'{type(exc).__name__}: '
                  f'{exc}'[:2000],
                  'traceback': traceback.format_exc()[-4000:]})
-    problems = inventory.problems(document)
+    problems = inventory.problems_once(document)
     if problems:
         LOG.error('the inventory does not match the schema: %s',
                   '; '.join(problems[:5]))

@@ -1,10 +1,11 @@
 """The schema validation under 100,000 generated documents.
 
-Both validators (fastjsonschema on the hot path, jsonschema for the
-error report) see the same documents: the recorded machines' real
+All three validators (fastjsonschema on the consumer's hot path, the
+standard-library check of one-shot processes, jsonschema for the error
+report) see the same documents: the recorded machines' real
 inventories with values replaced, keys dropped or added, and containers
-swapped, plus hypothesis-generated JSON. Neither may raise anything but
-its own validation result, and they must agree on every document: the
+swapped, plus hypothesis-generated JSON. None may raise anything but
+its own validation result, and they must agree on every document: a
 fast path may never accept what the full schema refuses.
 
 Seeded, so a failure reproduces; HWBUS_FUZZ_COUNT changes the count.
@@ -80,12 +81,15 @@ def _check(document) -> bool:
     fast = inventory.is_valid(document)
     found = inventory.problems(document)
     assert fast == (found == []), (fast, found[:3])
+    assert inventory._quick()(document) == fast
+    assert inventory.problems_once(document) == found
     return fast
 
 
-def test_mutated_inventories_never_crash_and_both_validators_agree():
+def test_mutated_inventories_never_crash_and_the_validators_agree():
     """Every document through the consumer's fast check; one in 20 also
-    through the full report, which must agree."""
+    through the standard-library check and the full report, which must
+    agree."""
     rng = random.Random(1)
     accepted = 0
     for i in range(COUNT):

@@ -7,7 +7,9 @@ Function-level imports are optional features and are allowed.
 """
 
 import ast
+import json
 import pathlib
+import subprocess
 import sys
 
 import hwbus
@@ -74,7 +76,7 @@ def test_the_walk_really_covers_the_collectors():
     assert 'hwbus.ramdisk.probes.lldp_listener' in seen
     assert 'hwbus.macs' in seen
     assert 'hwbus.inventory' in seen
-    assert {'psutil', 'jsonschema'} <= set(outside)
+    assert 'psutil' in outside
 
 
 # The ramdisk side's layers, lowest first (docs/ramdisk.md): each may
@@ -109,3 +111,56 @@ def test_imports_go_down_the_layers_only():
                         _layer(target) > _layer(name):
                     upward.append(f'{name} imports {target}')
     assert upward == []
+
+
+# What a plain collection loads -----------------------------------------------
+#
+# hwbus-collect runs once per boot from a cold interpreter, where imports
+# are most of its time (docs/benchmarks.md, "Collection"). The walk above
+# allows what the image carries; this checks what one collection really
+# loads, in a fresh interpreter.
+
+# Top-level packages a collection must not load: validation (jsonschema's
+# tree, fastjsonschema) only when a document is broken, YAML only for
+# --format yaml, publishing (pika, cryptography) only in hwbus-ramdisk,
+# the server side never, and the ssl module only for the server side.
+NOT_FOR_A_COLLECTION = {
+    'yaml', 'jsonschema', 'jsonschema_specifications', 'referencing',
+    'attrs', 'rpds', 'fastjsonschema', 'pika', 'cryptography', 'kombu',
+    'amqp', 'sqlalchemy', 'oslo_config', 'oslo_log', 'oslo_utils',
+    'pbr', 'pkg_resources', 'ssl'}
+RECORDED = TOP.parent / 'tests' / 'fixtures' / 'machines' / 'dell-r740'
+
+
+def _modules_after(*args):
+    """Every module a fresh interpreter has loaded after
+    ``hwbus-collect ARGS``, with the document it printed."""
+    script = (
+        'import contextlib, io, json, sys\n'
+        'from hwbus.cmd import collect\n'
+        'out = io.StringIO()\n'
+        'with contextlib.redirect_stdout(out):\n'
+        f'    status = collect.main({list(args)!r})\n'
+        'print(json.dumps([status, out.getvalue(), sorted(sys.modules)]))\n')
+    result = subprocess.run([sys.executable, '-c', script],
+                            cwd=TOP.parent, capture_output=True, text=True,
+                            check=True, timeout=120)
+    status, printed, modules = json.loads(result.stdout)
+    return status, printed, {name.split('.')[0] for name in modules}
+
+
+def test_a_plain_collection_loads_only_what_the_collectors_need():
+    status, printed, loaded = _modules_after('--root', str(RECORDED))
+    assert status == 0
+    assert json.loads(printed)['inventory']['disks']
+    assert loaded & NOT_FOR_A_COLLECTION == set()
+    # The check really ran in the tree under test, with the collectors.
+    assert {'hwbus', 'psutil'} <= loaded
+
+
+def test_what_a_collection_skips_is_still_loaded_when_asked_for():
+    """The guard above is not vacuous: the same script sees YAML loaded
+    for --format yaml."""
+    status, _, loaded = _modules_after(
+        '--root', str(RECORDED), '--format', 'yaml')
+    assert status == 0 and 'yaml' in loaded

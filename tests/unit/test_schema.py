@@ -7,6 +7,7 @@ import pathlib
 import pytest
 
 from hwbus import inventory
+from hwbus.inventory import quick
 from tests.unit.machine import json_paths
 
 EXAMPLE = pathlib.Path(__file__).parents[2] / 'docs' / 'inventory-example.json'
@@ -77,10 +78,11 @@ _FUZZ_VALUES = [None, 0, -1, 1.5, '', 'x', [], {}, [1, 'aa'], [[1, 'aa']],
                 [['x', 'aa']], [[1, 'aa', 'b']], True, 'aa:bb']
 
 
-def test_fast_validator_agrees_with_jsonschema_on_every_mutation():
-    """fastjsonschema (consumer) and jsonschema (ramdisk, reports) must
-    call the same documents valid: every field of every recorded machine
-    replaced by each of a set of wrong and right values."""
+def test_fast_validators_agree_with_jsonschema_on_every_mutation():
+    """fastjsonschema (consumer), the standard-library check (ramdisk)
+    and jsonschema (reports) must call the same documents valid: every
+    field of every recorded machine replaced by each of a set of wrong
+    and right values."""
     import copy
 
     from hwbus import inventory
@@ -98,6 +100,7 @@ def test_fast_validator_agrees_with_jsonschema_on_every_mutation():
                 slow = not any(True for _ in
                                inventory._validator().iter_errors(mutated))
                 assert inventory.is_valid(mutated) == slow, (path, value)
+                assert inventory._quick()(mutated) == slow, (path, value)
                 checked += 1
     assert checked > 2000
 
@@ -218,8 +221,12 @@ def _with(document, path, value):
 
 
 def _both_validators(document) -> tuple[bool, bool]:
-    """(fastjsonschema's answer, jsonschema's answer): valid or not."""
+    """(fastjsonschema's answer, jsonschema's answer): valid or not.
+
+    The standard-library check (hwbus-collect, the ramdisk) must give
+    jsonschema's answer too."""
     slow = not any(True for _ in inventory._validator().iter_errors(document))
+    assert inventory._quick()(document) == slow
     return inventory.is_valid(document), slow
 
 
@@ -344,3 +351,37 @@ def test_every_recorded_machine_is_within_the_bounds(name):
     document = json.loads((MACHINES / name / 'expected.json').read_text())
     assert inventory.problems(document) == []
     assert _both_validators(document) == (True, True)
+
+
+# The standard-library check (hwbus.inventory.quick) -------------------------
+
+@pytest.mark.parametrize('schema', [
+    {'$schema': quick.DRAFT, 'anyOf': [{'type': 'integer'}]},
+    {'$schema': quick.DRAFT, 'properties': {'a': {'$ref': '#'}}},
+    {'$schema': quick.DRAFT, 'type': 'date'},
+    {'$schema': 'http://json-schema.org/draft-07/schema#'},
+    {'type': 'object'},
+])
+def test_the_quick_check_refuses_a_schema_it_does_not_understand(schema):
+    """A construct added to schema.json that the check does not know
+    stops it at compile time (every unit test run compiles it), rather
+    than letting a document through unchecked."""
+    with pytest.raises(quick.Unsupported):
+        quick.compile_schema(schema)
+
+
+def test_the_quick_check_refuses_what_json_cannot_hold():
+    """Python values JSON has no type for (a tuple, a str subclass) are
+    refused; jsonschema then has the last word and writes the report."""
+    document = inventory.empty_document()
+    document['inventory']['disks'] = ()
+    assert not inventory._quick()(document)
+    assert inventory.problems_once(document)
+
+
+def test_problems_once_reports_like_problems():
+    document = inventory.empty_document()
+    document['inventory']['cpu']['count'] = -1
+    assert inventory.problems_once(document) == inventory.problems(
+        document) != []
+    assert inventory.problems_once(inventory.empty_document()) == []
