@@ -257,7 +257,7 @@ class Guest:
         a tap in a namespace, a real DHCP server, the boot server's TFTP)
         by the firmware's own PXE; the second NIC on QEMU's user network,
         where the broker is 10.0.2.2 as for every other guest."""
-        argv = ['ip', 'netns', 'exec', wire.netns, *self._argv(),
+        argv = [*self._argv(),
                 '-netdev', f'tap,id=n0,ifname={wire.tap},script=no,'
                            f'downscript=no',
                 '-device', f'virtio-net-pci,netdev=n0,mac={GUEST_MACS[0]},'
@@ -265,7 +265,9 @@ class Guest:
                 '-netdev', 'user,id=n1',
                 '-device', f'virtio-net-pci,netdev=n1,mac={GUEST_MACS[1]},'
                            f'romfile=']
-        return self._start(argv)
+        self._start(argv)
+        wire.plug()
+        return self
 
     def direct(self, kernel: pathlib.Path, initrd: pathlib.Path,
                append: str) -> Guest:

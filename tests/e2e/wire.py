@@ -4,9 +4,12 @@ dnsmasq (a repository example) answering DHCP there.
 
 QEMU's user network answers TFTP itself and only on port 69, which is
 the one port firmware and GRUB ask: a guest that must reach the boot
-server's TFTP needs a real wire. The host end gets ``<net>.1``; the
-guest is started inside the namespace on ``tap0``. Nothing else of the
-host's network is touched and no DHCP client runs on the host.
+server's TFTP needs a real wire. The host end gets ``<net>.1``. QEMU
+runs on the host (its user network, the guest's second NIC, must reach
+the broker on the host's loopback as 10.0.2.2) and opens the tap there;
+``Wire.plug`` then moves the tap, still open, into the namespace's
+bridge. Nothing else of the host's network is touched and no DHCP client
+runs on the host.
 """
 
 from __future__ import annotations
@@ -24,10 +27,21 @@ from tests.functional.dnsmasq_wire import ip
 
 @dataclasses.dataclass(frozen=True)
 class Wire:
-    netns: str  # the guest runs here, on tap0
-    tap: str
+    netns: str  # the bridge to the host end; the tap once plugged
+    tap: str  # created on the host for QEMU to open
     host_address: str  # the boot server's end, on this host
     log: pathlib.Path  # dnsmasq's
+
+    def plug(self, timeout: float = 30) -> None:
+        """Once QEMU holds the tap (it has a carrier), move it into the
+        namespace's bridge."""
+        deadline = time.monotonic() + timeout
+        while 'LOWER_UP' not in ip('link', 'show', self.tap):
+            assert time.monotonic() < deadline, 'QEMU did not open the tap'
+            time.sleep(0.1)
+        ip('link', 'set', self.tap, 'netns', self.netns)
+        ip('-n', self.netns, 'link', 'set', self.tap, 'master', 'br0')
+        ip('-n', self.netns, 'link', 'set', self.tap, 'up')
 
 
 @contextlib.contextmanager
@@ -37,6 +51,7 @@ def pxe_wire(tmp: pathlib.Path, conf: pathlib.Path) -> Iterator[Wire]:
     suffix = secrets.token_hex(3)
     net = f'10.66.{secrets.randbelow(200) + 20}'
     netns, host_dev = f'hwbus-pxe-{suffix}', f'pxh{suffix}'
+    tap = f'pxt{suffix}'
     ip('netns', 'add', netns)
     proc = None
     try:
@@ -45,11 +60,11 @@ def pxe_wire(tmp: pathlib.Path, conf: pathlib.Path) -> Iterator[Wire]:
         ip('addr', 'add', f'{net}.1/24', 'dev', host_dev)
         ip('link', 'set', host_dev, 'up')
         ip('-n', netns, 'link', 'add', 'br0', 'type', 'bridge')
-        ip('-n', netns, 'tuntap', 'add', 'tap0', 'mode', 'tap')
-        for dev in ('wire0', 'tap0'):
-            ip('-n', netns, 'link', 'set', dev, 'master', 'br0')
-        for dev in ('lo', 'br0', 'wire0', 'tap0'):
+        ip('-n', netns, 'link', 'set', 'wire0', 'master', 'br0')
+        for dev in ('lo', 'br0', 'wire0'):
             ip('-n', netns, 'link', 'set', dev, 'up')
+        ip('tuntap', 'add', tap, 'mode', 'tap')
+        ip('link', 'set', tap, 'up')
         text = conf.read_text()
         assert 'interface=eno2' in text and '192.0.2.' in text
         ours = tmp / 'dnsmasq.conf'
@@ -69,11 +84,12 @@ def pxe_wire(tmp: pathlib.Path, conf: pathlib.Path) -> Iterator[Wire]:
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, 'dnsmasq did not start'
             time.sleep(0.2)
-        yield Wire(netns, 'tap0', f'{net}.1', log)
+        yield Wire(netns, tap, f'{net}.1', log)
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
-        with contextlib.suppress(subprocess.CalledProcessError):
-            ip('link', 'del', host_dev)
+        for dev in (host_dev, tap):  # gone with the namespace if moved
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ip('link', 'del', dev)
         ip('netns', 'del', netns)
