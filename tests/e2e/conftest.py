@@ -48,6 +48,11 @@ FIRMWARE = {  # code, variables template, q35 machine options
     'uefi-secure': ('OVMF_CODE_4M.secboot.fd', 'OVMF_VARS_4M.ms.fd',
                     'q35,smm=on'),
 }
+# UEFI HTTP boot guests: the firmware's PXE off, as on a machine whose
+# boot order says HTTP (edk2 reads these from QEMU's fw_cfg); else OVMF
+# and AAVMF spend about 90 s on PXEv4 and PXEv6 before they try HTTP.
+HTTP_ONLY = ('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n',
+             '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n')
 GUEST_MACS = ('52:54:00:12:34:56', '52:54:00:12:34:57')
 GUEST_DISKS = (('HWBUSDISK1', 10 * 1024 ** 3), ('HWBUSDISK2', 4 * 1024 ** 3))
 GUEST_RAM_MB = 1024
@@ -219,6 +224,8 @@ class Guest:
                                f'file={OVMF / code}',
                      '-drive', f'if=pflash,format=raw,unit=1,'
                                f'file={variables}']
+            if self.firmware == 'uefi-http':
+                argv += HTTP_ONLY
             if self.firmware == 'uefi-secure':
                 # Only SMM code may write the variables: enforced.
                 argv += ['-global',

@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
     GUEST_DISKS,
     GUEST_MACS,
     GUEST_RAM_MB,
+    HTTP_ONLY,
     Guest,
     Site,
     assert_node_is_the_guest,
@@ -88,7 +89,8 @@ class Arm64Guest(Guest):
                 '-serial', f'file:{self.console}',
                 '-drive', f'if=pflash,format=raw,unit=0,readonly=on,'
                           f'file={AAVMF_CODE}',
-                '-drive', f'if=pflash,format=raw,unit=1,file={variables}']
+                '-drive', f'if=pflash,format=raw,unit=1,file={variables}',
+                *HTTP_ONLY]
         for n, (serial, size) in enumerate(GUEST_DISKS):
             disk = self.workdir / f'disk{n}.img'
             with open(disk, 'wb') as f:
