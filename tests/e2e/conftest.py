@@ -17,8 +17,10 @@ own PXE on a wire of its own: ``Guest.on_wire``).
 
 from __future__ import annotations
 
+import datetime
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -154,6 +156,59 @@ def assert_node_is_the_guest(site, console: str, *,
              State.APPLIED.value, 30, 'applied')
     assert credential.username not in site.broker.users()
     return node, stored
+
+
+_UPTIME = re.compile(r'^\[\s*(\d+\.\d+)\] (.*)$', re.M)
+_RAMDISK = re.compile(r'^hwbus-ramdisk: (\d{4}-\d\d-\d\d '
+                      r'\d\d:\d\d:\d\d,\d{3}) \w+ (.*)$', re.M)
+
+
+def boot_phases(console: str, took: float) -> dict[str, float]:
+    """Where a boot's seconds went, from its console: the kernel's and
+    hwbus-init's uptime stamps, and hwbus-ramdisk's own clock for what
+    happens inside it. Phases whose marks are missing are left out.
+
+    firmware+loaders: QEMU's start until the kernel starts (all before
+    the kernel's clock: firmware, PXE/iPXE/GRUB, downloads); kernel:
+    until /init; drivers: udev; network: DHCP/SLAAC and the BMC probe;
+    ramdisk start: the interpreter, imports and the credential; collect;
+    publish: seal, connect, publish, confirm; power-off: the rest."""
+    marks: dict[str, float] = {}
+    for uptime, text in _UPTIME.findall(console):
+        for key, needle in (('init', 'Run /init'),
+                            ('drivers', 'hwbus-init: loading drivers'),
+                            ('network', 'hwbus-init: bringing up network'),
+                            ('ramdisk', 'hwbus-init: starting hwbus-ramdisk'),
+                            ('off', 'reboot: Power down')):
+            if text.startswith(needle) and key not in marks:
+                marks[key] = float(uptime)
+    clock: dict[str, float] = {}
+    for stamp, text in _RAMDISK.findall(console):
+        at = datetime.datetime.strptime(stamp, '%Y-%m-%d %H:%M:%S,%f')
+        seconds = at.timestamp()
+        clock.setdefault('first', seconds)
+        for key, needle in (('collected', 'collected '),
+                            ('confirmed', 'confirmed message'),
+                            ('after', 'after-action')):
+            if needle in text:
+                clock.setdefault(key, seconds)
+    phases: dict[str, float] = {}
+    if 'off' in marks:
+        phases['firmware+loaders'] = took - marks['off']
+    steps = [('kernel', None, 'init'), ('drivers', 'drivers', 'network'),
+             ('network', 'network', 'ramdisk')]
+    for name, start, end in steps:
+        if (start is None or start in marks) and end in marks:
+            phases[name] = marks[end] - (marks[start] if start else 0.0)
+    if {'ramdisk', 'off'} <= marks.keys() and {'first', 'after'} <= \
+            clock.keys():
+        inside = clock['after'] - clock['first']
+        phases['ramdisk start'] = (marks['off'] - marks['ramdisk']) - inside
+        if 'collected' in clock:
+            phases['collect'] = clock['collected'] - clock['first']
+            if 'confirmed' in clock:
+                phases['publish'] = clock['confirmed'] - clock['collected']
+    return phases
 
 
 _ACCEL: list[str] = []  # the session's answer, once probed
@@ -299,14 +354,19 @@ class Guest:
             if self.console.exists() else ''
 
     def wait_off(self, timeout: float) -> float:
-        """Seconds from start until the guest powered itself off."""
+        """Seconds from start until the guest powered itself off; prints
+        where they went (boot_phases)."""
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             stop(self.proc)
             raise AssertionError('the guest did not power off:\n' +
                                  self.text()[-3000:]) from None
-        return time.monotonic() - self.started
+        took = time.monotonic() - self.started
+        phases = boot_phases(self.text(), took)
+        print(f'\nboot phases ({self.firmware}, {self.accel}, {took:.1f} s): '
+              + ', '.join(f'{k} {v:.1f} s' for k, v in phases.items()))
+        return took
 
     def kill(self) -> None:
         stop(self.proc, timeout=5)
