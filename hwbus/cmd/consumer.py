@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()
     setup_service(argv)
     credentials = wiring.credentials()
+    revoker = wiring.revoker(credentials)
     pipeline = wiring.pipeline(CONF, credentials, wiring.notifier())
-    service = Service(pipeline, wiring.consumer_settings(), credentials)
+    service = Service(pipeline, wiring.consumer_settings(), credentials,
+                      revoker)
     service.install_signal_handlers()
     metrics.serve(CONF.consumer.metrics_host, CONF.consumer.metrics_port)
     LOG.info('hwbus-consumer %s starting: appliers %s, %d workers',

@@ -311,7 +311,9 @@ class Pipeline:
                 result.changes += one.changes
         # A MAC-bound boot's node is known now: "credentials list --node"
         # finds it.
+        # Not user_deleted: the revoker records that when the user is
+        # gone, which may be after this (and must survive a crash here).
         self.store.transition(credential.boot_id, State.APPLIED,
-                              [State.RECEIVED], user_deleted=True,
+                              [State.RECEIVED],
                               node=None if credential.node else result.node)
         return Outcome(APPLIED, node=result.node, applied=result)

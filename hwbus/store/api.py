@@ -222,6 +222,31 @@ class Store:
                        table.c.user_deleted_at.is_(None))
                 .values(user_deleted_at=utcnow()))
 
+    def mark_users_deleted(self, boot_ids: builtins.list[str]) -> None:
+        """Record the deletion of these credentials' broker users (the
+        revoker's batches: one UPDATE for all)."""
+        if not boot_ids:
+            return
+        table = _credentials_table()
+        with self._connection() as connection:
+            connection.execute(
+                table.update()
+                .where(table.c.boot_id.in_(boot_ids),
+                       table.c.user_deleted_at.is_(None))
+                .values(user_deleted_at=utcnow()))
+
+    def users_to_delete(self) -> builtins.list[tuple[str, str]]:
+        """(boot id, user) of every credential past ``issued`` whose
+        broker user is not recorded as deleted: the revocations a
+        stopped or killed consumer left pending."""
+        table = _credentials_table()
+        with self._connection() as connection:
+            return [(row.boot_id, row.username) for row in connection.execute(
+                sa.select(table.c.boot_id, table.c.username)
+                .where(table.c.state != State.ISSUED.value,
+                       table.c.user_deleted_at.is_(None))
+                .order_by(table.c.changed_at))]
+
     # -- archive of applied inventories --------------------------------
     def archive(self, record: Inventory) -> bool:
         """Save; False when this message was archived before (redelivery)."""
