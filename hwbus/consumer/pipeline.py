@@ -272,7 +272,7 @@ class Pipeline:
         if not (attempt.replay or holds(credential, State.RECEIVED,
                                         header.message_id)):
             self._check_expiry(credential)
-        with metrics.step('revoke'):
+        with metrics.step('receive'):
             if not self.credentials.receive(credential, header.message_id):
                 raise ReplayedBoot(
                     f'boot {credential.boot_id} already sent another '
