@@ -126,7 +126,7 @@ def main() -> None:
             spy = subprocess.Popen(
                 [os.environ.get('PY_SPY') or shutil.which('py-spy') or
                  'py-spy', 'record', '--format', 'raw', '--threads',
-                 '--idle', '--rate', '250', '--output', args.profile,
+                 '--nonblocking', '--rate', '250', '--output', args.profile,
                  '--pid', str(consumer.proc.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         rss = [process.memory_info().rss]
