@@ -84,6 +84,17 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower
 
 
+def broker_cpu(broker: psutil.Process) -> float:
+    """CPU seconds of the broker's process tree (beam.smp, epmd...)."""
+    total = 0.0
+    for one in [broker, *broker.children(recursive=True)]:
+        try:
+            total += sum(one.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def depth(server) -> int:
     with kombu.Connection(server.amqp_url) as connection:
         return connection.default_channel.queue_declare(
@@ -131,6 +142,8 @@ def main() -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         rss = [process.memory_info().rss]
         cpu_before = sum(process.cpu_times()[:2])
+        broker = psutil.Process(server.proc.pid)
+        broker_before = broker_cpu(broker)
         idle_rss = rss[0]
         deadline = time.monotonic() + 600
         while consumer.counter('applied') < args.boots:
@@ -144,6 +157,7 @@ def main() -> None:
             spy.wait(60)
         steady_seconds = time.perf_counter() - ready
         cpu = sum(process.cpu_times()[:2]) - cpu_before
+        broker_seconds = broker_cpu(broker) - broker_before
         # The last users are deleted just after the last message.
         while 'hwbus_revoke_pending 0.0' not in consumer.metrics():
             rss.append(process.memory_info().rss)
@@ -190,7 +204,9 @@ def main() -> None:
     print(f'  reference: kombu ack only     {reference_seconds:6.2f} s  '
           f'{args.boots / reference_seconds:7.1f} msg/s')
     print(f'  consumer CPU (all threads) per message: '
-          f'{cpu / args.boots * 1000:.2f} ms')
+          f'{cpu / args.boots * 1000:.2f} ms; while draining the consumer '
+          f'used {cpu / steady_seconds:.2f} cores (its threads share one '
+          f'GIL), RabbitMQ {broker_seconds / steady_seconds:.2f}')
     print('  time in each step, summed over workers, per message: ' +
           ', '.join(f'{k} {v / args.boots * 1000:.1f} ms'
                     for k, v in sorted(steps.items())))
