@@ -28,9 +28,8 @@ def _credentials_table() -> sa.Table:
 
 
 # The hot statements, built once with bound parameters: a statement
-# rebuilt with literal values for every message costs SQLAlchemy a new
-# cache key each time (over every value, the archived body too), which
-# was most of their time.
+# built anew for every message costs SQLAlchemy its construction and a
+# walk for its cache key each time, which was most of their time.
 @functools.cache
 def _by_username() -> sa.Select:
     table = _credentials_table()
@@ -300,15 +299,21 @@ class Store:
 
     def inventories(self, node: str | None = None, mac: str | None = None,
                     limit: int = 50) -> list[Inventory]:
-        """Newest first."""
-        query = sa.select(Inventory).order_by(Inventory.applied_at.desc(),
-                                              Inventory.id.desc())
+        """Newest first (detached rows).
+
+        Core, not an ORM session: the consumer reads a node's previous
+        inventory for every message it applies to a node.
+        """
+        table = typing.cast(sa.Table, Inventory.__table__)
+        query = sa.select(table).order_by(table.c.applied_at.desc(),
+                                          table.c.id.desc())
         if node:
-            query = query.where(Inventory.node == node)
+            query = query.where(table.c.node == node)
         if mac:
-            query = query.where(Inventory.mac == mac)
-        with self.session() as session:
-            return list(session.scalars(query.limit(limit)))
+            query = query.where(table.c.mac == mac)
+        with self._connection() as connection:
+            rows = connection.execute(query.limit(limit)).all()
+        return [Inventory(**row._mapping) for row in rows]
 
     def list(self, states: Iterable[State] | None = None,
              mac: str | None = None, node: str | None = None,
