@@ -41,7 +41,8 @@ LOG = logging.getLogger(__name__)
 BATCH_SIZE = 100
 # Seconds the thread lets a batch fill before it sends a call that is not
 # full: under load one call then carries tens of users instead of one or
-# two, which costs the consumer a tenth of the CPU per user.
+# two (the revoker's share of the consumer's CPU samples fell from 18 %
+# to 4 %: py-spy on benchmarks/consume.py).
 LINGER = 0.05
 # Seconds a user may wait for its deletion before submit() makes callers
 # wait too.
