@@ -267,22 +267,28 @@ def decode(header: Header, body: bytes,
     raw = inflate(body, max_size) if header.encoding == 'gzip' else body
     if len(raw) > max_size:
         raise Oversize(f'the body has {len(raw)} bytes, more than {max_size}')
+    # One pass of the C parser for a good body: duplicate keys need a
+    # Python hook on every object, and a body that has them cannot be
+    # canonical (the re-encoding has each key once), so they are looked
+    # for only when a body fails, to name its fault as before.
     try:
         text = raw.decode('utf-8')
-        document = json.loads(text, object_pairs_hook=_no_duplicates,
-                              parse_constant=_no_constants)
+        document = json.loads(text, parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Malformed(f'the body is not UTF-8 JSON: {_short(exc)}') from exc
     if not isinstance(document, dict):
+        _refuse_duplicates(text)
         raise Malformed('the body is not a JSON object')
     try:
         again = canonical(document)
     except ValueError as exc:
         # JSON that parses but has no canonical form: a number beyond a
         # double (1e400 parses as infinity) or a lone surrogate escape.
+        _refuse_duplicates(text)
         raise NotCanonical(f'the body has no canonical form: '
                            f'{_short(exc)}') from exc
     if again != raw:
+        _refuse_duplicates(text)
         raise NotCanonical('the body is not canonical JSON')
     missing = [k for k in REQUIRED if k not in document]
     if missing:
@@ -323,17 +329,31 @@ def _check_sealed(sealed: Any) -> None:
             raise Malformed(why)
 
 
+def _refuse_duplicates(text: str) -> None:
+    """Malformed if an object of ``text`` (which parsed) repeats a key."""
+    try:
+        json.loads(text, object_pairs_hook=_no_duplicates,
+                   parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise Malformed(f'the body is not UTF-8 JSON: {_short(exc)}') from exc
+
+
 def _shallow(document: Any, limit: int) -> bool:
-    """No container nests deeper than ``limit`` (iterative: a hostile
-    document cannot make this recurse)."""
-    stack = [(document, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """No container nests deeper than ``limit`` (iterative, one level at
+    a time: a hostile document cannot make this recurse). Parsed JSON
+    holds only dict and list containers."""
+    level = [document]
+    depth = 1
+    while level:
         if depth > limit:
             return False
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children
-                     if isinstance(child, dict | list))
+        deeper = []
+        for node in level:
+            for child in (node.values() if type(node) is dict else node):
+                if type(child) is dict or type(child) is list:
+                    deeper.append(child)
+        level = deeper
+        depth += 1
     return True
 
 

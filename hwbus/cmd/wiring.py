@@ -278,6 +278,22 @@ def applier_settings(conf: Any, names: list[str]) -> dict[str, Any]:
     return result
 
 
+def revoker(credentials_: Credentials, conf: Any = CONF) -> Any:
+    """The consumer's batching revoker, attached to ``credentials_`` so
+    that receiving a message queues its user's deletion there."""
+    from hwbus.consumer import metrics
+    from hwbus.credentials.revoker import Revoker
+
+    group = conf.consumer
+    credentials_.revoker = Revoker(
+        credentials_.store, credentials_.management,
+        batch_size=group.revoke_batch_size,
+        max_delay=group.revoke_max_delay, max_backoff=group.max_backoff,
+        observe=metrics.REVOKE_DELAY.observe)
+    metrics.REVOKE_PENDING.set_function(credentials_.revoker.pending)
+    return credentials_.revoker
+
+
 def consumer_settings(conf: Any = CONF) -> Any:
     from hwbus.consumer.service import Settings
 
@@ -296,7 +312,11 @@ def consumer_settings(conf: Any = CONF) -> Any:
 
 def notifier(conf: Any = CONF) -> Any:
     """oslo.messaging reads its transport options from the configuration
-    object itself."""
+    object itself. None with the ``noop`` driver (the default): nothing
+    would be sent, and not loading oslo.messaging keeps it out of the
+    consumer's memory and each message's path."""
+    if conf.notifications.driver == 'noop':
+        return None
     from hwbus.consumer.notify import Notifier
 
     return Notifier(conf)

@@ -59,6 +59,21 @@ OPTS = [
     cfg.PortOpt('metrics_port', default=9464,
                 help='Port of the Prometheus metrics endpoint; 0 turns it '
                      'off.'),
+    cfg.IntOpt('revoke_batch_size', default=100, min=1,
+               help='Broker users the consumer deletes in one management '
+                    'API call at most. A used credential\'s user is '
+                    'deleted by a background thread, in batches, after '
+                    'the store recorded the message as received (which '
+                    'already refuses any further message of it).'),
+    cfg.FloatOpt('revoke_max_delay', default=5.0, min=0.1,
+                 help='Seconds a used credential\'s broker user may wait '
+                      'for its deletion. When the oldest waits longer '
+                      '(the broker deletes users more slowly than '
+                      'messages arrive, or its management API is down), '
+                      'workers wait before taking the next message, so '
+                      'the user of a received credential lives about this '
+                      'long at most while the management API answers '
+                      '(hwbus_revoke_delay_seconds).'),
     cfg.BoolOpt('archive', default=True,
                 help='Keep every applied inventory in the store, for '
                      '"hwbus-manage replay" and "history".'),

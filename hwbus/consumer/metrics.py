@@ -28,6 +28,13 @@ QUEUE_DEPTH = prom.Gauge(
 CREDENTIALS = prom.Counter(
     'hwbus_credentials', 'Credential events the consumer sees: received '
     '(its inventory applied), expired (swept unused).', ['event'])
+REVOKE_DELAY = prom.Histogram(
+    'hwbus_revoke_delay_seconds', 'From a message\'s received state to '
+    'its credential\'s broker user deleted (the batching revoker).',
+    buckets=(.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30))
+REVOKE_PENDING = prom.Gauge(
+    'hwbus_revoke_pending', 'Broker users of used credentials waiting for '
+    'their deletion.')
 IN_FLIGHT = prom.Gauge('hwbus_in_flight', 'Messages being processed now.')
 
 # The series a metric of each type is exposed as, before its first

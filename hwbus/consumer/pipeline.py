@@ -272,7 +272,7 @@ class Pipeline:
         if not (attempt.replay or holds(credential, State.RECEIVED,
                                         header.message_id)):
             self._check_expiry(credential)
-        with metrics.step('revoke'):
+        with metrics.step('receive'):
             if not self.credentials.receive(credential, header.message_id):
                 raise ReplayedBoot(
                     f'boot {credential.boot_id} already sent another '
@@ -311,7 +311,9 @@ class Pipeline:
                 result.changes += one.changes
         # A MAC-bound boot's node is known now: "credentials list --node"
         # finds it.
+        # Not user_deleted: the revoker records that when the user is
+        # gone, which may be after this (and must survive a crash here).
         self.store.transition(credential.boot_id, State.APPLIED,
-                              [State.RECEIVED], user_deleted=True,
+                              [State.RECEIVED],
                               node=None if credential.node else result.node)
         return Outcome(APPLIED, node=result.node, applied=result)

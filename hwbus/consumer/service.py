@@ -63,9 +63,13 @@ class Settings:
 
 class Service:
     def __init__(self, pipeline: Any, settings: Settings,
-                 credentials: Any = None) -> None:
+                 credentials: Any = None, revoker: Any = None) -> None:
         self.settings = settings
         self.credentials = credentials
+        # Deletes the broker users of received credentials (hwbus.
+        # credentials.revoker); started before the first message, so that
+        # what a killed consumer left pending is finished first.
+        self.revoker = revoker
         self.stopping = threading.Event()
         self.workers = Workers(pipeline, settings.workers, self.stopping,
                                retry_window=settings.retry_window,
@@ -215,6 +219,8 @@ class Service:
 
     def run(self) -> None:
         """Consume until stop(); reconnect after any connection loss."""
+        if self.revoker is not None:
+            self.revoker.start()
         if self.credentials is not None and self.settings.sweep_interval:
             Sweeper(self.credentials, self.settings.sweep_interval,
                     self.stopping).start()
@@ -238,6 +244,8 @@ class Service:
                     exc_info=not amqp_errors.is_connection_error(exc))
                 self.stopping.wait(delay)
         self.workers.shutdown()
+        if self.revoker is not None:
+            self.revoker.stop(timeout=self.settings.shutdown_timeout)
 
     def stop(self, *_args: Any) -> None:
         # What was in flight when asked to stop, for the last log line.

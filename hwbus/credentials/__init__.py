@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from hwbus import bootparams, keys, macs
 from hwbus.broker.management import Management
 from hwbus.broker.topology import Topology
+from hwbus.credentials.revoker import Revoker
 from hwbus.errors import PermanentError
 from hwbus.store import Credential, State, Store
 from hwbus.store.api import utcnow
@@ -124,6 +125,9 @@ class Credentials:
         # password) seal them to it.
         self.seal_key = seal_key
         self._lock = threading.Lock()
+        # The consumer's batching revoker (hwbus.credentials.revoker),
+        # set by the consumer; other users of this class delete at once.
+        self.revoker: Revoker | None = None
 
     # -- issuing --------------------------------------------------------
     def issue(self, mac: str | None = None, node: str | None = None,
@@ -265,7 +269,8 @@ class Credentials:
         return credential
 
     def receive(self, credential: Credential, message_id: str) -> bool:
-        """Mark the boot's message received and delete its broker user.
+        """Mark the boot's message received and have its broker user
+        deleted (by the revoker when there is one, else at once).
 
         :returns: True for the first receipt of any message for this boot,
             or a redelivery of the same message; False when another
@@ -280,9 +285,17 @@ class Credentials:
             current = self.store.get(credential.boot_id)
             if current is None or current.message_id != message_id:
                 return False
-        # The deletion is recorded with the next state change (applied),
-        # or by the sweeper, which re-deletes users of received boots.
-        self.management.delete_user(credential.username)
+            if current.user_deleted_at is not None:
+                return True
+        # The transition above is the gate: from here on any other
+        # message of this credential is refused, whether its user exists
+        # or not. With a revoker (the consumer's) the user goes within
+        # its bounded delay, off this message's path; the revoker, or
+        # the sweeper after a crash, records the deletion.
+        if self.revoker is not None:
+            self.revoker.submit(credential.boot_id, credential.username)
+        else:
+            self.delete_user(credential)
         return True
 
     def withdraw(self, credential: Credential, to: State) -> bool:

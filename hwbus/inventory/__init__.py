@@ -110,6 +110,14 @@ def _fast() -> Any:
     return fastjsonschema.compile(draft7)
 
 
+def prepare() -> None:
+    """Compile the fast validator now rather than at the first document:
+    a long-running process (the consumer) does it before it takes
+    messages, and can hand the compiler's scratch memory back to the
+    system afterwards (about 40 MiB of a 0.8 MB generated module)."""
+    _fast()
+
+
 def is_valid(document: Any) -> bool:
     fast = _fast()
     if fast is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import datetime
+import functools
 import logging
 import pathlib
 import threading
@@ -24,6 +25,32 @@ LOG = logging.getLogger(__name__)
 def _credentials_table() -> sa.Table:
     """The credentials table, for Core statements on the hot path."""
     return typing.cast(sa.Table, Credential.__table__)
+
+
+# The hot statements, built once with bound parameters: a statement
+# built anew for every message costs SQLAlchemy its construction and a
+# walk for its cache key each time, which was most of their time.
+@functools.cache
+def _by_username() -> sa.Select:
+    table = _credentials_table()
+    return sa.select(table).where(table.c.username == sa.bindparam('user'))
+
+
+@functools.cache
+def _transition(columns: tuple[str, ...]) -> sa.Update:
+    """UPDATE of ``columns`` for one boot in one of the allowed states."""
+    table = _credentials_table()
+    return (table.update()
+            .where(table.c.boot_id == sa.bindparam('boot'),
+                   table.c.state.in_(sa.bindparam('allowed',
+                                                  expanding=True)))
+            .values({name: sa.bindparam(f'new_{name}')
+                     for name in columns}))
+
+
+@functools.cache
+def _archive_insert() -> sa.Insert:
+    return typing.cast(sa.Table, Inventory.__table__).insert()
 
 
 class StoreUnavailable(TransientError):
@@ -157,9 +184,16 @@ class Store:
             return session.get(Credential, boot_id)
 
     def by_username(self, username: str) -> Credential | None:
-        with self.session() as session:
-            return session.scalars(sa.select(Credential).where(
-                Credential.username == username)).one_or_none()
+        """The credential of a broker user (detached from any session).
+
+        Core, not an ORM session: the consumer looks up every message's
+        sender, and a session's set-up and identity map cost several
+        times the SELECT itself.
+        """
+        with self._connection() as connection:
+            row = connection.execute(_by_username(),
+                                     {'user': username}).one_or_none()
+        return None if row is None else Credential(**row._mapping)
 
     def transition(self, boot_id: str, to: State,
                    allowed_from: Iterable[State],
@@ -179,14 +213,12 @@ class Store:
             values['user_deleted_at'] = now
         if node is not None:
             values['node'] = node
-        table = _credentials_table()
+        params = {f'new_{name}': value for name, value in values.items()}
+        params.update(boot=boot_id,
+                      allowed=[state.value for state in allowed_from])
         # Core, not the ORM: this runs twice per message on the hot path.
         with self._connection() as connection:
-            result = connection.execute(
-                table.update()
-                .where(table.c.boot_id == boot_id,
-                       table.c.state.in_([s.value for s in allowed_from]))
-                .values(**values))
+            result = connection.execute(_transition(tuple(values)), params)
             return result.rowcount == 1
 
     def touch(self, boot_id: str, message_id: str) -> None:
@@ -222,27 +254,66 @@ class Store:
                        table.c.user_deleted_at.is_(None))
                 .values(user_deleted_at=utcnow()))
 
+    def mark_users_deleted(self, boot_ids: builtins.list[str]) -> None:
+        """Record the deletion of these credentials' broker users (the
+        revoker's batches: one UPDATE for all)."""
+        if not boot_ids:
+            return
+        table = _credentials_table()
+        with self._connection() as connection:
+            connection.execute(
+                table.update()
+                .where(table.c.boot_id.in_(boot_ids),
+                       table.c.user_deleted_at.is_(None))
+                .values(user_deleted_at=utcnow()))
+
+    def users_to_delete(self) -> builtins.list[tuple[str, str]]:
+        """(boot id, user) of every credential past ``issued`` whose
+        broker user is not recorded as deleted: the revocations a
+        stopped or killed consumer left pending."""
+        table = _credentials_table()
+        with self._connection() as connection:
+            return [(row.boot_id, row.username) for row in connection.execute(
+                sa.select(table.c.boot_id, table.c.username)
+                .where(table.c.state != State.ISSUED.value,
+                       table.c.user_deleted_at.is_(None))
+                .order_by(table.c.changed_at))]
+
     # -- archive of applied inventories --------------------------------
     def archive(self, record: Inventory) -> bool:
-        """Save; False when this message was archived before (redelivery)."""
+        """Save; False when this message was archived before (redelivery).
+
+        One Core INSERT (the consumer archives every applied message):
+        the ORM's unit of work costs more than the statement.
+        """
+        statement = _archive_insert()
+        values = {column.key: getattr(record, column.key)
+                  for column in statement.table.columns
+                  if column.key != 'id'}
         try:
-            with self.session() as session:
-                session.add(record)
+            with self._connection() as connection:
+                connection.execute(statement, values)
             return True
         except sa_exc.IntegrityError:
             return False
 
     def inventories(self, node: str | None = None, mac: str | None = None,
                     limit: int = 50) -> list[Inventory]:
-        """Newest first."""
-        query = sa.select(Inventory).order_by(Inventory.applied_at.desc(),
-                                              Inventory.id.desc())
+        """Newest first (detached rows).
+
+        Core, not an ORM session: the consumer reads a node's previous
+        inventory for every message it applies to a node.
+        """
+        table = typing.cast(sa.Table, Inventory.__table__)
+        query = sa.select(table).order_by(table.c.applied_at.desc(),
+                                          table.c.id.desc())
         if node:
-            query = query.where(Inventory.node == node)
+            query = query.where(table.c.node == node)
         if mac:
-            query = query.where(Inventory.mac == mac)
-        with self.session() as session:
-            return list(session.scalars(query.limit(limit)))
+            query = query.where(table.c.mac == mac)
+        with self._connection() as connection:
+            rows = connection.execute(query.limit(limit)).all()
+        return [Inventory(**row._mapping) for row in rows]
 
     def list(self, states: Iterable[State] | None = None,
              mac: str | None = None, node: str | None = None,

@@ -71,7 +71,12 @@ def test_an_inventory_becomes_a_node_and_the_credential_is_gone(stack):
         'state applied')
     record = stack.store.get(issued.credential.boot_id)
     assert record.message_id == sealed.message_id
-    assert record.user_deleted_at is not None
+    # The revoker deletes the user off the message's path, within
+    # [consumer] revoke_max_delay of its receipt (tests/functional/
+    # test_revoker.py), and records it.
+    wait_for(lambda: stack.store.get(
+        issued.credential.boot_id).user_deleted_at is not None, 30,
+        'the user\'s deletion recorded')
     assert issued.credential.username not in stack.broker.users()
     # The archive is written just after the state changes to applied.
     wait_for(lambda: stack.store.inventories(node=node), 30, 'archived')

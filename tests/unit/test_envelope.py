@@ -274,3 +274,52 @@ def test_a_document_nesting_deeper_than_the_limit_is_malformed():
                           'inventory': {}, 'plugin_data': {'deep': deep}})
     with pytest.raises(env.Malformed, match='nests deeper'):
         env.decode(header, body)
+
+
+def _header():
+    from hwbus import envelope as env
+
+    return env.Header('boot-0123456789abcdef0123', 'b1', 'm', 'identity',
+                      b'\0' * 64)
+
+
+@pytest.mark.parametrize('body', [
+    # sorted and compact, but a key twice: the C parser keeps the last
+    # value, and the re-encoding cannot equal the body
+    b'{"boot_id":"b1","collected_at":"x","inventory":{},"nonce":"n",'
+    b'"nonce":"n","plugin_data":{},"version":1}',
+    # a duplicate inside, together with a value without a canonical form
+    b'{"a":1e400,"a":1}',
+    # a duplicate in an object inside a top-level array
+    b'[{"a":1,"a":1}]',
+])
+def test_duplicate_keys_are_malformed_whatever_else_is_wrong(body):
+    from hwbus import envelope as env
+
+    with pytest.raises(env.Malformed, match='duplicate keys'):
+        env.decode(_header(), body)
+
+
+def test_a_body_that_is_only_not_canonical_says_so():
+    from hwbus import envelope as env
+
+    document = {'version': 1, 'boot_id': 'b1', 'collected_at': 'x',
+                'nonce': 'n', 'inventory': {}, 'plugin_data': {}}
+    with pytest.raises(env.NotCanonical, match='not canonical'):
+        env.decode(_header(), json.dumps(document).encode())
+    with pytest.raises(env.NotCanonical, match='no canonical form'):
+        env.decode(_header(), env.canonical(document)[:-1] + b',"x":1e400}')
+
+
+def test_a_document_exactly_at_the_depth_limit_is_accepted():
+    from hwbus import envelope as env
+
+    deep: dict = {}
+    node = deep
+    # The document is level 1 and plugin_data level 2.
+    for _ in range(env.MAX_DEPTH - 3):
+        node['x'] = {}
+        node = node['x']
+    document = {'version': 1, 'boot_id': 'b1', 'collected_at': 'x',
+                'nonce': 'n', 'inventory': {}, 'plugin_data': {'deep': deep}}
+    assert env.decode(_header(), env.canonical(document)) == document
