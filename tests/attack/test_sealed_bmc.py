@@ -313,11 +313,20 @@ class Stack:
         publisher.publish(message, boot.params, deadline=30)
 
     def settled(self, boot: Boot, timeout: float = 60) -> str:
-        """'applied', or the reason its message was dead-lettered."""
+        """'applied', or the reason its message was dead-lettered. Only
+        this boot's dead letters count: an earlier attack's second
+        message may be dead-lettered late (its sender could not tell
+        whether the consumer took it before the user was deleted)."""
         got: list = []
 
+        def ours(props) -> bool:
+            headers = props.headers or {}
+            return boot.boot_id in (headers.get('x-hwbus-boot-id'),) or \
+                boot.params.user in (headers.get('x-hwbus-original-user-id'),
+                                     getattr(props, 'user_id', None))
+
         def done() -> bool:
-            got.extend(self.read_dead())
+            got.extend(d for d in self.read_dead() if ours(d[0]))
             state = self.store.get(boot.boot_id).state
             return bool(got) or state == 'applied'
 
