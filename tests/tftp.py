@@ -33,7 +33,7 @@ class Client:
     """One client address; each ``get`` from a new port, as GRUB does."""
 
     def __init__(self, port: int, source: str = '127.0.0.1',
-                 server: str = '127.0.0.1', timeout: float = 5.0) -> None:
+                 server: str = '127.0.0.1', timeout: float = 3.0) -> None:
         self.port, self.source, self.server = port, source, server
         self.timeout = timeout
 
@@ -53,11 +53,19 @@ class Client:
             options['tsize'] = '0'
         sock = self.socket()
         try:
-            sock.sendto(rrq(name, options=options),
-                        (self.server, self.port))
+            request = rrq(name, options=options)
+            sock.sendto(request, (self.server, self.port))
             size, data, want, peer = 512, bytearray(), 1, None
+            tries = 0
             while True:
-                packet, addr = sock.recvfrom(70000)
+                try:
+                    packet, addr = sock.recvfrom(70000)
+                except TimeoutError:  # as loaders do: ask again, twice
+                    tries += 1
+                    if peer is not None or tries > 2:
+                        raise
+                    sock.sendto(request, (self.server, self.port))
+                    continue
                 peer = peer or addr
                 assert addr == peer, 'answer from another port'
                 opcode = struct.unpack('!H', packet[:2])[0]

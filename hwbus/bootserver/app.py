@@ -162,6 +162,18 @@ def create_app(credentials: Credentials, settings: Any,
             host = f'{host}:{port}'
         return f'{flask.request.scheme}://{host}'
 
+    def image_base() -> str:
+        """The boot server as the boot image's GRUB reaches it: public_url,
+        or the local address and port the request came in on (never the
+        Host header: each new Host would build and store another image)."""
+        if group.public_url:
+            return group.public_url.rstrip('/')
+        environ = flask.request.environ
+        host = environ.get('SERVER_NAME', '')
+        if ':' in host and not host.startswith('['):
+            host = f'[{host}]'
+        return f'http://{host}:{environ.get("SERVER_PORT")}'
+
     def images(arch: str, dialect: Any) -> tuple[str, str]:
         sub = f'{ARCHES[arch]}/' if ARCHES[arch] else ''
         if dialect is GrubTftp:  # paths on this server (kernel_url: no)
@@ -206,7 +218,11 @@ def create_app(credentials: Credentials, settings: Any,
         except scripts.UnreachableUrl as exc:
             raise _Refused(str(exc), 503) from None
         try:
-            issued = credentials.issue(mac=mac, ttl=group.credential_ttl,
+            with mac_locks[hash(mac) % len(mac_locks)]:
+                # one issue per MAC at a time: a request that replaces
+                # this address's earlier credential must not delete a
+                # broker user another request for the MAC is creating
+                issued = credentials.issue(mac=mac, ttl=group.credential_ttl,
                                        after=settings.ramdisk.after,
                                        issued_by=BOOTSERVER,
                                        lldp=settings.ramdisk.lldp_timeout,
@@ -217,6 +233,11 @@ def create_app(credentials: Credentials, settings: Any,
         except HwbusError as exc:
             status = {'too-many-for-mac': 429, 'broker-unavailable': 503,
                       'store-unavailable': 503}.get(exc.reason, 500)
+            if status != 429:  # the detail is the operator's, not the client's
+                LOG.error('issuing for %s from %s failed: %s: %s', mac,
+                          client, exc.reason, exc)
+                raise _Refused(f'{exc.reason}: see the boot server\'s log',
+                               status) from None
             raise _Refused(f'{exc.reason}: {exc}', status) from None
         LOG.info('issued boot %s for %s (%s, %s) to %s (expires %s)',
                  issued.credential.boot_id, mac, arch, dialect.path[1:],
@@ -242,6 +263,8 @@ def create_app(credentials: Credentials, settings: Any,
         if (dialect is Grub and
                 flask.request.environ.get(TRANSPORT_KEY) == 'tftp'):
             dialect = GrubTftp  # set by the TFTP front, never by a header
+        elif flask.request.environ.get(TRANSPORT_KEY) == 'tftp':
+            flask.abort(404)  # iPXE fetches its script over HTTP
         client = client_address(proxies)
         if flask.request.method != 'GET':
             # Werkzeug routes HEAD to GET handlers: only GET has effects.
@@ -251,8 +274,12 @@ def create_app(credentials: Credentials, settings: Any,
         try:
             boot = _issue(dialect, client)
         except _Refused as exc:
-            return _refuse(dialect, exc.why, exc.status, client)
-        return _answer(dialect, dialect.boot(boot))
+            refused = exc
+        else:
+            return _answer(dialect, dialect.boot(boot))
+        # logged outside the except block: oslo.log would append the
+        # exception's text, which quotes the client's raw value
+        return _refuse(dialect, refused.why, refused.status, client)
 
     @app.get('/boot.ipxe', provide_automatic_options=False)
     def boot_ipxe() -> flask.Response:
@@ -289,6 +316,8 @@ def create_app(credentials: Credentials, settings: Any,
             response.headers[file_header] = path
         return response
 
+    mac_locks = [threading.Lock() for _ in range(64)]
+
     # Built boot images are files, streamed like the others; one per
     # (architecture, base URL) in a directory of this process's own.
     built: dict[tuple[str, str], str] = {}
@@ -303,7 +332,7 @@ def create_app(credentials: Credentials, settings: Any,
         if layout is None:
             flask.abort(404)
         try:
-            base = Grub.url(base_url()).rstrip('/')
+            base = Grub.url(image_base()).rstrip('/')
             key = (layout.arch, base)
             with building:
                 path = built.get(key)

@@ -97,8 +97,8 @@ class _FileSender:
     Content-Range gives) is streamed from disk in place of the app's
     empty body, each chunk read only after the previous one was sent."""
 
-    def __init__(self, send: _SendDeadline) -> None:
-        self.send = send
+    def __init__(self, send: _SendDeadline, head: bool = False) -> None:
+        self.send, self.head = send, head  # HEAD: headers only
         self.file: int | None = None
         self.offset = self.length = 0
 
@@ -121,7 +121,7 @@ class _FileSender:
         if path is None:
             return message
         rest = [(k, v) for k, v in message['headers'] if k != FILE_HEADER]
-        if message['status'] not in (200, 206):  # 304, 416: no body
+        if self.head or message['status'] not in (200, 206):  # no body
             return {**message, 'headers': rest}
         try:
             self.file = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -212,7 +212,8 @@ class Front:
             return
         self.downloads[client] += 1
         try:
-            await self.images(scope, receive, _FileSender(deadline))
+            await self.images(scope, receive, _FileSender(
+                deadline, head=scope['method'] == 'HEAD'))
         finally:
             self.downloads[client] -= 1
             if not self.downloads[client]:

@@ -15,15 +15,28 @@ Protocol: RFC 1350 read requests in octet mode, with the blksize (capped
 at ``MAX_BLKSIZE``, no IP fragments), tsize and timeout options (RFC
 2347-2349), lock-step, a new port per transfer, each packet retransmitted
 ``RETRIES`` times at most. Write requests and everything else are
-refused. Against a hostile network: a file name must be short printable
-ASCII; a client address may have ``downloads_per_client`` transfers under
-way and the server ``max_downloads``; a repeated read request of a
-transfer under way is dropped (GRUB repeats its request when the answer
-is slow; a second one would issue a second credential); packets from any
-other address or port on a transfer's socket are ignored, never
-answered. A read request from a forged source address makes at most one
-packet go there, plus its retransmissions: keep TFTP on the provisioning
-network.
+refused. Against a hostile network:
+
+* a source address is free to forge over UDP, so nothing is issued on a
+  datagram alone: ``boot.grub`` must be asked with options, is answered
+  with an OACK from the transfer's own port (its size, ``SCRIPT_SIZE``,
+  is fixed: scripts are padded to it), and the credential is issued only
+  once the client acknowledged that OACK from the address and port it
+  asked from (a forger never sees the OACK, so it cannot acknowledge it
+  without guessing the port);
+* a transfer the client has not acknowledged yet is "unconfirmed": its
+  first packet is sent ``UNCONFIRMED_RETRIES`` more times at most, one
+  second apart, and at most ``MAX_UNCONFIRMED`` exist (a new request
+  ends the oldest), so forged requests cannot hold the transfer places
+  or send much to the forged addresses;
+* a file name must be short printable ASCII; a client address may have
+  ``downloads_per_client`` transfers under way and the server
+  ``max_downloads``; a repeated read request of a transfer under way is
+  dropped (GRUB repeats its request when the answer is slow); packets
+  from any other address or port on a transfer's socket are ignored,
+  never answered.
+
+Keep TFTP on the provisioning network all the same.
 """
 
 from __future__ import annotations
@@ -50,6 +63,10 @@ DEFAULT_BLKSIZE = 512
 MAX_BLKSIZE = 1468  # an Ethernet frame, no IP fragments
 MAX_NAME = 512  # bytes of a file name (with its query)
 RETRIES = 4
+UNCONFIRMED_RETRIES = 2  # a first packet nobody acknowledged yet
+MAX_UNCONFIRMED = 64
+MAX_TIMEOUT = 10  # seconds: a timeout option above is not acknowledged
+SCRIPT_SIZE = 8192  # every boot script over TFTP, padded (its tsize)
 TRANSPORT_KEY = 'hwbus.transport'  # in the WSGI environ: 'tftp'
 
 
@@ -61,6 +78,24 @@ class Refusal(PermanentError):
     def __init__(self, code: int, text: str) -> None:
         super().__init__(text)
         self.code, self.text = code, text
+
+
+def is_script(name: str) -> bool:
+    """Whether ``name`` asks for a boot script (which issues)."""
+    return name.lstrip('/').startswith('boot.')
+
+
+def padded(script: bytes) -> bytes:
+    """``script`` grown to SCRIPT_SIZE with comment lines, the size every
+    boot script has over TFTP (announced before it is made)."""
+    if len(script) > SCRIPT_SIZE:
+        raise Refusal(UNDEFINED, 'boot script too long')
+    pad, left = bytearray(), SCRIPT_SIZE - len(script)
+    while left > 0:
+        n = min(left, 80)
+        pad += b'\n' if n == 1 else b'#' + b' ' * (n - 2) + b'\n'
+        left -= n
+    return script + bytes(pad)
 
 
 def error_packet(code: int, text: str) -> bytes:
@@ -107,8 +142,8 @@ def negotiate(options: dict[str, str], size: int
             answer['blksize'] = str(blksize)
     if options.get('timeout', '').isdigit():
         asked = int(options['timeout'])
-        if 1 <= asked <= 255:
-            timeout = float(min(asked, 10))
+        if 1 <= asked <= MAX_TIMEOUT:
+            timeout = float(asked)
             answer['timeout'] = str(asked)
     if options.get('tsize') == '0':
         answer['tsize'] = str(size)
@@ -171,6 +206,11 @@ class _Source:
             self.fd = None
 
 
+def _close_result(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
 class _Transfer(asyncio.DatagramProtocol):
     """One read, on a socket of its own: packets from its client's
     address and port only."""
@@ -187,11 +227,11 @@ class _Transfer(asyncio.DatagramProtocol):
         if tuple(addr[:2]) == self.peer and not self.inbox.full():
             self.inbox.put_nowait(data)
 
-    async def exchange(self, packet: bytes, want: int, timeout: float
-                       ) -> bool:
+    async def exchange(self, packet: bytes, want: int, timeout: float,
+                       retries: int = RETRIES) -> bool:
         """Send ``packet`` until the client acknowledges block ``want``
         (True) or gives up or stops answering (False)."""
-        for _ in range(RETRIES + 1):
+        for _ in range(retries + 1):
             self.transport.sendto(packet, self.peer)
             deadline = asyncio.get_running_loop().time() + timeout
             while True:
@@ -226,9 +266,16 @@ class Server(asyncio.DatagramProtocol):
         self.clients: collections.Counter[str] = collections.Counter()
         self.active: set[tuple[str, int, str]] = set()
         self.tasks: set[asyncio.Task] = set()
+        # transfers whose client acknowledged nothing yet, oldest first
+        self.unconfirmed: dict[tuple[str, int, str], asyncio.Task] = {}
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        # a burst of requests must not push a real one out of the buffer
+        # (the kernel caps this at net.core.rmem_max)
+        sock = transport.get_extra_info('socket')
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         peer = (addr[0], addr[1])
@@ -252,16 +299,21 @@ class Server(asyncio.DatagramProtocol):
                         self.max_transfers)
             self.transport.sendto(error_packet(UNDEFINED, 'busy'), peer)
             return
+        if len(self.unconfirmed) >= MAX_UNCONFIRMED:
+            oldest = next(iter(self.unconfirmed))
+            self.unconfirmed.pop(oldest).cancel()
         self.active.add(key)
         self.clients[peer[0]] += 1
         task = asyncio.get_running_loop().create_task(
-            self._serve(peer, name, options))
+            self._serve(peer, name, options, key))
         self.tasks.add(task)
+        self.unconfirmed[key] = task
         task.add_done_callback(lambda t: self._done(t, key))
 
     def _done(self, task: asyncio.Task, key: tuple[str, int, str]) -> None:
         self.tasks.discard(task)
         self.active.discard(key)
+        self.unconfirmed.pop(key, None)
         self.clients[key[0]] -= 1
         if not self.clients[key[0]]:
             del self.clients[key[0]]
@@ -270,7 +322,8 @@ class Server(asyncio.DatagramProtocol):
                       task.exception())
 
     async def _serve(self, peer: tuple[str, int], name: str,
-                     options: dict[str, str]) -> None:
+                     options: dict[str, str],
+                     key: tuple[str, int, str]) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ':' in peer[0] else socket.AF_INET
         transport, transfer = await loop.create_datagram_endpoint(
@@ -278,17 +331,52 @@ class Server(asyncio.DatagramProtocol):
             family=family)
         source = None
         try:
-            try:
-                source = await loop.run_in_executor(
-                    self.executor, self._resolve, name, peer[0])
-            except Refusal as exc:
-                transport.sendto(error_packet(exc.code, exc.text), peer)
-                return
-            await self._send(transfer, source, options, name)
+            if is_script(name):
+                # nothing is issued before the client proved it receives
+                blksize, timeout, answer = negotiate(options, SCRIPT_SIZE)
+                if 'tsize' not in answer:
+                    raise Refusal(8, 'boot scripts need the tsize option')
+                if not await self._confirm(transfer, answer, timeout, key):
+                    return
+                source = await self._resolve_in_pool(name, peer[0])
+                source = _Source(None, padded(source.data))
+            else:
+                source = await self._resolve_in_pool(name, peer[0])
+                blksize, timeout, answer = negotiate(options, source.size)
+                if answer and not await self._confirm(transfer, answer,
+                                                      timeout, key):
+                    return  # EDK2 asks tsize, then aborts and asks again
+            await self._send(transfer, source, blksize, timeout, name, key)
+        except Refusal as exc:
+            transport.sendto(error_packet(exc.code, exc.text), peer)
         finally:
             if source is not None:
                 source.close()
             transport.close()
+
+    async def _confirm(self, transfer: _Transfer, answer: dict[str, str],
+                       timeout: float, key: tuple[str, int, str]) -> bool:
+        """Send the OACK until the client acknowledges it (it is then
+        confirmed: it receives at the address it asked from)."""
+        oack = struct.pack('!H', OACK) + b''.join(
+            k.encode() + b'\0' + v.encode() + b'\0'
+            for k, v in answer.items())
+        if not await transfer.exchange(oack, 0, min(timeout, 1.0),
+                                       UNCONFIRMED_RETRIES):
+            return False
+        self.unconfirmed.pop(key, None)
+        return True
+
+    async def _resolve_in_pool(self, name: str, client: str) -> _Source:
+        """_resolve in the pool; a transfer ended meanwhile (evicted)
+        closes the file its resolution opened."""
+        future = asyncio.get_running_loop().run_in_executor(
+            self.executor, self._resolve, name, client)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            future.add_done_callback(_close_result)
+            raise
 
     def _resolve(self, name: str, client: str) -> _Source:
         """Ask the app for ``name``, as the HTTP front would."""
@@ -309,26 +397,28 @@ class Server(asyncio.DatagramProtocol):
         raise Refusal(UNDEFINED, f'refused ({status})')
 
     async def _send(self, transfer: _Transfer, source: _Source,
-                    options: dict[str, str], name: str) -> None:
-        blksize, timeout, answer = negotiate(options, source.size)
-        if answer:
-            oack = struct.pack('!H', OACK) + b''.join(
-                k.encode() + b'\0' + v.encode() + b'\0'
-                for k, v in answer.items())
-            if not await transfer.exchange(oack, 0, timeout):
-                return  # EDK2 asks tsize, then aborts and asks again
+                    blksize: int, timeout: float, name: str,
+                    key: tuple[str, int, str]) -> None:
         loop = asyncio.get_running_loop()
         block, offset = 1, 0
         while True:
+            # blocks are read in the loop's default pool: never behind
+            # a boot script waiting for Ironic in self.executor
             chunk = await loop.run_in_executor(
-                self.executor, source.read, offset, blksize)
+                None, source.read, offset, blksize)
             packet = struct.pack('!HH', DATA, block & 0xffff) + chunk
-            if not await transfer.exchange(packet, block & 0xffff,
-                                           timeout):
-                LOG.warning('TFTP transfer of %s to %s ended at block %d: '
-                            'the client stopped answering',
-                            printable(name, 100), transfer.peer[0], block)
+            confirmed = key not in self.unconfirmed
+            if not await transfer.exchange(
+                    packet, block & 0xffff,
+                    timeout if confirmed else min(timeout, 1.0),
+                    RETRIES if confirmed else UNCONFIRMED_RETRIES):
+                if confirmed:
+                    LOG.warning('TFTP transfer of %s to %s ended at block '
+                                '%d: the client stopped answering',
+                                printable(name, 100), transfer.peer[0],
+                                block)
                 return
+            self.unconfirmed.pop(key, None)
             offset += len(chunk)
             if len(chunk) < blksize:
                 LOG.info('TFTP: sent %s (%d bytes) to %s',

@@ -44,15 +44,32 @@ OPTS = [
 PLUGINS = ('password', 'v3applicationcredential', 'http_basic')
 
 
+# Seconds an Ironic request may take: keystoneauth's default is none,
+# and a hung Ironic then held the boot server's threads for good.
+TIMEOUT = 60
+
+
+def _session_opts() -> list[cfg.Opt]:
+    """keystoneauth's session options, ``timeout`` defaulting to TIMEOUT."""
+    opts = loading.get_session_conf_options()
+    for opt in opts:
+        if opt.dest == 'timeout':
+            opt.default = TIMEOUT
+            opt.help = (f'Seconds an Ironic request may take before it '
+                        f'counts as failed (retried like an outage). '
+                        f'Default {TIMEOUT}.')
+    return opts
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(GROUP)
     conf.register_opts(OPTS, group=GROUP)
     loading.register_auth_conf_options(conf, GROUP.name)
-    loading.register_session_conf_options(conf, GROUP.name)
+    conf.register_opts(_session_opts(), group=GROUP)
 
 
 def list_opts() -> list[cfg.Opt]:
-    opts = (list(OPTS) + loading.get_session_conf_options()
+    opts = (list(OPTS) + _session_opts()
             + loading.get_auth_common_conf_options())
     seen = {o.dest for o in opts}
     for plugin in PLUGINS:

@@ -351,6 +351,63 @@ def test_streamed_downloads_answer_what_firmware_asks(site):
     assert site.get('/images/vmlinuz').content == b'kernel\n'
 
 
+def _io(site) -> dict[str, int]:
+    text = open(f'/proc/{site.proc.pid}/io').read()
+    return {k: int(v) for k, v in (line.split(': ') for line in
+                                   text.splitlines())}
+
+
+def test_head_and_host_headers_cost_no_reading_or_building(site):
+    """HEAD on a 64 MiB image reads none of it; twenty Host headers
+    build no more boot images than one (the image names the address the
+    request came in on, not its Host)."""
+    before = _io(site)['rchar']
+    for _ in range(10):
+        status, headers, _ = _request(site, 'HEAD', '/images/initramfs.zst')
+        assert status == 200
+        assert headers['content-length'] == str(64 * 2 ** 20)
+    read = _io(site)['rchar'] - before
+    assert read < 2 ** 20, read
+    _request(site, 'GET', '/hwbus-x64.img')
+    before = _io(site)['wchar']
+    for n in range(20):
+        conn = http.client.HTTPConnection('127.0.0.1', site.port,
+                                          timeout=TIMEOUT)
+        conn.request('GET', '/hwbus-x64.img',
+                     headers={'Host': f'attacker-{n}.example:80'})
+        response = conn.getresponse()
+        assert response.status == 200
+        response.read()
+        conn.close()
+    written = _io(site)['wchar'] - before
+    assert written < GRUB_SIZE, written  # no image built again
+    print(f'\n10 HEADs of a 64 MiB image: {read} bytes read; 20 Host '
+          f'headers on /hwbus-x64.img: {written} bytes written')
+
+
+def test_refusals_log_no_secret_and_races_leak_nothing(site):
+    """A refusal quoting a client's raw value logs it masked and escaped,
+    once (no exception text appended); eight concurrent requests for
+    one MAC from one address get scripts or 429, never an internal
+    error, and leave as many broker users as credentials."""
+    import concurrent.futures
+
+    status, _, _ = _request(site, 'GET', '/boot.ipxe?mac=password=hunter2',
+                            source='127.0.0.70')
+    assert status == 400
+    assert 'hunter2' not in site.log.read_text()
+    mac = '52:54:00:ee:03:01'
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(
+            lambda _: _request(site, 'GET', f'/boot.ipxe?mac={mac}',
+                               source='127.0.0.71')[0], range(8)))
+    assert set(answers) <= {200, 429}, answers
+    stored = {c.username for c in site.store.list(mac=mac)
+              if c.state == 'issued'}  # replaced ones are revoked
+    users = {u for u in site.broker.users() if u in stored}
+    assert stored == users and 1 <= len(stored) <= 2, (stored, users)
+
+
 def test_macs_of_nodes_in_use_get_no_credential(site, clean_ironic):
     """The boot server asks Ironic: a MAC of a node that does not await
     discovery is refused; inspection and unknown MACs still boot."""
