@@ -597,7 +597,11 @@ def test_a_hostile_host_header_never_reaches_a_grub_script(tmp_path, host):
     creds = FakeCredentials()
     client = _client(tmp_path, creds, **_loaders(tmp_path))
     headers = {'Host': host}
-    assert client.get('/hwbus-x64.img', headers=headers).status_code == 404
+    # the boot image names the address the request came in on, never Host
+    image = client.get('/hwbus-x64.img', headers=headers)
+    assert image.status_code == 200
+    assert host.encode() not in image.data
+    assert client.get('/hwbus-x64.img').data == image.data
     response = client.get('/boot.grub?mac=52:54:00:00:00:01',
                           headers=headers)
     assert response.status_code == 503 and creds.issued == []
