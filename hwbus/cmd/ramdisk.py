@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import stat
 import sys
+from typing import Any
 
 from hwbus import version
 from hwbus.ramdisk import main as program
@@ -42,10 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def same_device(stream: Any, path: str) -> bool:
+    """Whether ``stream`` already writes to ``path``: /init's stderr is
+    the console, and a second handler on it printed every line twice."""
+    try:
+        mine, theirs = os.fstat(stream.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    if stat.S_ISCHR(mine.st_mode) and stat.S_ISCHR(theirs.st_mode):
+        return mine.st_rdev == theirs.st_rdev
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if args.console:
+    if args.console and not same_device(sys.stderr, args.console):
         try:
             handlers.append(logging.FileHandler(args.console, mode='a'))
         except OSError as exc:

@@ -8,6 +8,7 @@ Function-level imports are optional features and are allowed.
 
 import ast
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -164,3 +165,20 @@ def test_what_a_collection_skips_is_still_loaded_when_asked_for():
     status, _, loaded = _modules_after(
         '--root', str(RECORDED), '--format', 'yaml')
     assert status == 0 and 'yaml' in loaded
+
+
+def test_the_console_handler_is_left_out_when_stderr_is_the_console(
+        tmp_path):
+    """/init's stderr is the console: --console /dev/console on top of
+    it printed every line twice."""
+    from hwbus.cmd.ramdisk import same_device
+
+    path = tmp_path / 'console'
+    with open(path, 'w') as same, open(tmp_path / 'other', 'w') as other:
+        assert same_device(same, str(path))
+        assert not same_device(other, str(path))
+    assert not same_device(object(), str(path))
+    if os.path.exists('/dev/null'):
+        with open('/dev/null', 'w') as null:
+            assert same_device(null, '/dev/null')
+            assert not same_device(null, str(path))
