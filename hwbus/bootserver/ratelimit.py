@@ -20,6 +20,7 @@ not used up its own budget.
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
 import time
@@ -81,3 +82,30 @@ class Limiter:
             for name, item, _why in self._limits:
                 self._strategy.hit(item, *keys[name])
         return None
+
+
+class Slots:
+    """Transfers under way: at most ``per_client`` per client address and
+    ``total`` in all, for both fronts (HTTP downloads, TFTP reads). Used
+    from one event loop only, so it takes no lock."""
+
+    PER_CLIENT, TOTAL = 'per-client', 'total'
+
+    def __init__(self, per_client: int, total: int) -> None:
+        self.per_client, self.total = per_client, total
+        self.taken: collections.Counter[str] = collections.Counter()
+
+    def take(self, client: str) -> str | None:
+        """None when ``client`` got a place (give it back with give()),
+        else which limit refused it: PER_CLIENT or TOTAL."""
+        if self.taken[client] >= self.per_client:
+            return self.PER_CLIENT
+        if self.taken.total() >= self.total:
+            return self.TOTAL
+        self.taken[client] += 1
+        return None
+
+    def give(self, client: str) -> None:
+        self.taken[client] -= 1
+        if self.taken[client] <= 0:
+            del self.taken[client]

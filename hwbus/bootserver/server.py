@@ -35,7 +35,6 @@ connection costs a socket and a little memory, not a thread:
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -44,6 +43,7 @@ from typing import Any
 from a2wsgi import WSGIMiddleware
 
 from hwbus.bootserver.app import is_download
+from hwbus.bootserver.ratelimit import Slots
 
 LOG = logging.getLogger(__name__)
 
@@ -176,9 +176,7 @@ class Front:
                                           workers=image_threads)
         self.send_timeout = send_timeout
         self.max_header_size = max_header_size
-        self.per_client, self.max_downloads = (downloads_per_client,
-                                               max_downloads)
-        self.downloads: collections.Counter[str] = collections.Counter()
+        self.downloads = Slots(downloads_per_client, max_downloads)
 
     async def __call__(self, scope: dict[str, Any], receive: Any,
                        send: Send) -> None:
@@ -201,23 +199,21 @@ class Front:
         if not is_download(scope['path']):
             await self.scripts(scope, receive, deadline)
             return
-        if self.downloads[client] >= self.per_client:
+        refused = self.downloads.take(client)
+        if refused == Slots.PER_CLIENT:
             await _answer(send, 429, 'too many downloads from this address '
                           'under way\n')
             return
-        if self.downloads.total() >= self.max_downloads:
+        if refused:
             LOG.warning('download refused to %s: max_downloads (%d) under '
-                        'way', client, self.max_downloads)
+                        'way', client, self.downloads.total)
             await _answer(send, 503, 'too many downloads under way\n')
             return
-        self.downloads[client] += 1
         try:
             await self.images(scope, receive, _FileSender(
                 deadline, head=scope['method'] == 'HEAD'))
         finally:
-            self.downloads[client] -= 1
-            if not self.downloads[client]:
-                del self.downloads[client]
+            self.downloads.give(client)
 
 
 def make_config(group: Any) -> Any:

@@ -42,7 +42,6 @@ Keep TFTP on the provisioning network all the same.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import io
 import logging
@@ -52,6 +51,7 @@ import struct
 import sys
 from typing import Any
 
+from hwbus.bootserver.ratelimit import Slots
 from hwbus.bootserver.scripts import printable
 from hwbus.errors import PermanentError
 
@@ -67,6 +67,7 @@ UNCONFIRMED_RETRIES = 2  # a first packet nobody acknowledged yet
 MAX_UNCONFIRMED = 64
 MAX_TIMEOUT = 10  # seconds: a timeout option above is not acknowledged
 SCRIPT_SIZE = 8192  # every boot script over TFTP, padded (its tsize)
+READ_AHEAD = 32 * 1024  # bytes read from the file per pool hop
 TRANSPORT_KEY = 'hwbus.transport'  # in the WSGI environ: 'tftp'
 
 
@@ -259,11 +260,10 @@ class Server(asyncio.DatagramProtocol):
     def __init__(self, app: App, host: str, threads: int,
                  per_client: int, max_transfers: int) -> None:
         self.app, self.host = app, host
-        self.per_client, self.max_transfers = per_client, max_transfers
+        self.slots = Slots(per_client, max_transfers)
         self.executor = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix='tftp')
         self.transport: Any = None
-        self.clients: collections.Counter[str] = collections.Counter()
         self.active: set[tuple[str, int, str]] = set()
         self.tasks: set[asyncio.Task] = set()
         # transfers whose client acknowledged nothing yet, oldest first
@@ -289,21 +289,21 @@ class Server(asyncio.DatagramProtocol):
         key = (*peer, name)
         if key in self.active:  # the client repeated itself: it is served
             return
-        if self.clients[peer[0]] >= self.per_client:
+        refused = self.slots.take(peer[0])
+        if refused == Slots.PER_CLIENT:
             self.transport.sendto(error_packet(
                 UNDEFINED, 'too many transfers from this address'), peer)
             return
-        if len(self.active) >= self.max_transfers:
+        if refused:
             LOG.warning('TFTP read of %s by %s refused: %d transfers under '
                         'way', printable(name, 100), peer[0],
-                        self.max_transfers)
+                        self.slots.total)
             self.transport.sendto(error_packet(UNDEFINED, 'busy'), peer)
             return
         if len(self.unconfirmed) >= MAX_UNCONFIRMED:
             oldest = next(iter(self.unconfirmed))
             self.unconfirmed.pop(oldest).cancel()
         self.active.add(key)
-        self.clients[peer[0]] += 1
         task = asyncio.get_running_loop().create_task(
             self._serve(peer, name, options, key))
         self.tasks.add(task)
@@ -314,9 +314,7 @@ class Server(asyncio.DatagramProtocol):
         self.tasks.discard(task)
         self.active.discard(key)
         self.unconfirmed.pop(key, None)
-        self.clients[key[0]] -= 1
-        if not self.clients[key[0]]:
-            del self.clients[key[0]]
+        self.slots.give(key[0])
         if not task.cancelled() and task.exception() is not None:
             LOG.error('TFTP transfer to %s failed: %s', key[0],
                       task.exception())
@@ -401,11 +399,17 @@ class Server(asyncio.DatagramProtocol):
                     key: tuple[str, int, str]) -> None:
         loop = asyncio.get_running_loop()
         block, offset = 1, 0
+        buffered, start, ended = b'', 0, False
         while True:
-            # blocks are read in the loop's default pool: never behind
-            # a boot script waiting for Ironic in self.executor
-            chunk = await loop.run_in_executor(
-                None, source.read, offset, blksize)
+            if offset + blksize > start + len(buffered) and not ended:
+                # READ_AHEAD at a time, in the loop's default pool: one
+                # hop per many blocks, never behind a boot script that
+                # waits for Ironic in self.executor
+                want = max(READ_AHEAD, blksize)
+                start, buffered = offset, await loop.run_in_executor(
+                    None, source.read, offset, want)
+                ended = len(buffered) < want
+            chunk = buffered[offset - start:offset - start + blksize]
             packet = struct.pack('!HH', DATA, block & 0xffff) + chunk
             confirmed = key not in self.unconfirmed
             if not await transfer.exchange(
