@@ -263,7 +263,21 @@ def pipeline(conf: Any = CONF, credentials_: Credentials | None = None,
                     observers=watching,
                     max_size=conf.broker.max_message_size,
                     apply_lease=conf.consumer.apply_lease,
-                    keyring=seal_keyring(conf))
+                    keyring=seal_keyring(conf),
+                    limit=None if connection is None else ironic_limit(conf))
+
+
+def ironic_limit(conf: Any = CONF) -> Any:
+    """The adaptive limit on applies in flight to Ironic."""
+    from hwbus.consumer import metrics
+    from hwbus.consumer.limit import AdaptiveLimit
+
+    group = conf.consumer
+    return AdaptiveLimit(
+        ceiling=min(group.ironic_concurrency, group.workers),
+        tolerance=group.ironic_latency_tolerance,
+        wait=min(30.0, group.apply_lease / 4),
+        on_change=metrics.IRONIC_LIMIT.set)
 
 
 def applier_settings(conf: Any, names: list[str]) -> dict[str, Any]:

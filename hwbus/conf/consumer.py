@@ -14,17 +14,35 @@ OPTS = [
                      'broker must present a certificate for the URL\'s '
                      'host signed by [broker] ca_file, or by a system CA '
                      'when that is unset.'),
-    cfg.IntOpt('workers', default=4, min=1,
-               help='Messages processed at once. Each waits on Ironic and '
-                    'the store, so a few per core is right.'),
+    cfg.IntOpt('workers', default=16, min=1,
+               help='Messages processed at once. Most of a worker\'s time '
+                    'is spent waiting on Ironic, whose share is bounded '
+                    'by ironic_concurrency; the rest (verification, the '
+                    'store) takes about a millisecond per message.'),
+    cfg.IntOpt('ironic_concurrency', default=16, min=1,
+               help='Ceiling of the applies that reach Ironic at once. '
+                    'Below it the consumer finds by itself how many Ironic '
+                    'sustains: one more per round while Ironic\'s answers '
+                    'stay within ironic_latency_tolerance of their '
+                    'fastest, fewer as soon as they slow down or Ironic '
+                    'answers 5xx, 409, 429 or times out '
+                    '(hwbus_ironic_concurrency_limit). workers bounds it '
+                    'too.'),
+    cfg.FloatOpt('ironic_latency_tolerance', default=2.0, min=1.1,
+                 help='How many times slower than its fastest recent '
+                      'answers Ironic may become before the consumer sends '
+                      'it fewer applies at once. Lower spares Ironic\'s '
+                      'other users more, higher drains a burst faster.'),
     cfg.IntOpt('heartbeat', default=30, min=0,
                help='AMQP heartbeat in seconds: a broker connection that '
                     'stays silent for twice this long (a cut network, a '
                     'frozen node) is dropped and another broker URL is '
                     'tried. 0 turns heartbeats off.'),
-    cfg.IntOpt('prefetch', default=8, min=1,
+    cfg.IntOpt('prefetch', default=32, min=1,
                help='Unacknowledged messages the broker hands this '
-                    'consumer at most (basic.qos).'),
+                    'consumer at most (basic.qos). At least workers, so '
+                    'that none waits for the broker; each may take up to '
+                    '[broker] max_message_size of memory.'),
     cfg.ListOpt('appliers', default=['inspection'],
                 help='Appliers to run for each verified inventory, in '
                      'order, by entry-point name (hwbus.appliers): '

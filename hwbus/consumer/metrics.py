@@ -36,6 +36,9 @@ REVOKE_PENDING = prom.Gauge(
     'hwbus_revoke_pending', 'Broker users of used credentials waiting for '
     'their deletion.')
 IN_FLIGHT = prom.Gauge('hwbus_in_flight', 'Messages being processed now.')
+IRONIC_LIMIT = prom.Gauge(
+    'hwbus_ironic_concurrency_limit', 'Applies the consumer lets reach '
+    'Ironic at once now (adaptive, [consumer] ironic_concurrency at most).')
 
 # The series a metric of each type is exposed as, before its first
 # sample (the text format's suffixes).

@@ -11,6 +11,7 @@ nothing of AMQP, so tests and ``hwbus-manage replay`` drive it directly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import traceback
@@ -86,7 +87,8 @@ class Pipeline:
                  observers: list[Observer] | None = None,
                  max_size: int = envelope.MAX_SIZE,
                  apply_lease: float = 120.0,
-                 keyring: list[Any] | None = None) -> None:
+                 keyring: list[Any] | None = None,
+                 limit: Any = None) -> None:
         self.credentials = credentials
         self.store = credentials.store
         self.appliers = appliers
@@ -95,6 +97,9 @@ class Pipeline:
         self.apply_lease = datetime.timedelta(seconds=apply_lease)
         # The consumer's X25519 private keys ([sealing]), current first.
         self.keyring = keyring or []
+        # How many applies reach Ironic at once (hwbus.consumer.limit);
+        # None: as many as there are workers (the null applier).
+        self.limit = limit
 
     def process(self, body: bytes, properties: Mapping[str, Any],
                 owned: bool = False, replay: bool = False) -> Outcome:
@@ -302,7 +307,8 @@ class Pipeline:
                           plugin_data=opened.plugin_data,
                           replay=attempt.replay, bmc_secret=bmc_secret)
         result = Applied()
-        with metrics.step('apply'):
+        place = self.limit.slot() if self.limit else contextlib.nullcontext()
+        with place, metrics.step('apply'):
             for applier in self.appliers:
                 one = applier.apply(context)
                 result.node = one.node or result.node

@@ -49,8 +49,8 @@ class Settings:
     dead_exchange: str = 'hwbus.dead'
     # Only its depth is read (hwbus_queue_depth).
     dead_queue: str = 'hwbus.inventory.dead'
-    workers: int = 4
-    prefetch: int = 8
+    workers: int = 16
+    prefetch: int = 32
     retry_window: float = 600.0
     max_backoff: float = 30.0
     shutdown_timeout: float = 60.0
