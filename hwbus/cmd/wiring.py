@@ -21,6 +21,7 @@ from typing import Any
 import openstack
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading
+from keystoneauth1 import session as ks_session
 from openstack import config as sdk_config
 from openstack import exceptions as sdk_exc
 
@@ -174,7 +175,7 @@ def ironic_connection(conf: Any = CONF) -> openstack.connection.Connection:
     """
     group = conf.ironic
     if group.cloud:
-        return _from_cloud(group)
+        return _pooled(_from_cloud(group), conf.consumer.workers)
     try:
         auth = loading.load_auth_from_conf_options(conf, 'ironic')
     except ks_exc.MissingRequiredOptions as exc:
@@ -188,12 +189,27 @@ def ironic_connection(conf: Any = CONF) -> openstack.connection.Connection:
                           f'none)') from None
     session = loading.load_session_from_conf_options(conf, 'ironic',
                                                      auth=auth)
-    return openstack.connection.Connection(
+    return _pooled(openstack.connection.Connection(
         session=session, region_name=group.region_name,
         baremetal_interface=group.interface or ['internal', 'public'],
         baremetal_endpoint_override=group.endpoint_override,
         baremetal_api_version=group.api_version,
-        baremetal_status_code_retries=group.retries)
+        baremetal_status_code_retries=group.retries), conf.consumer.workers)
+
+
+def _pooled(connection: openstack.connection.Connection,
+            workers: int) -> openstack.connection.Connection:
+    """Keep a connection to Ironic open for each worker.
+
+    keystoneauth's HTTP session keeps 10 per host; with more workers
+    calling Ironic at once, every call beyond those opened a new TCP (and
+    TLS) connection and threw it away ("Connection pool is full").
+    """
+    http = connection.session.session
+    for scheme in ('https://', 'http://'):
+        http.mount(scheme, ks_session.TCPKeepAliveAdapter(
+            pool_maxsize=max(10, workers)))
+    return connection
 
 
 def _from_cloud(group: Any) -> openstack.connection.Connection:
@@ -276,7 +292,7 @@ def ironic_limit(conf: Any = CONF) -> Any:
     return AdaptiveLimit(
         ceiling=min(group.ironic_concurrency, group.workers),
         tolerance=group.ironic_latency_tolerance,
-        wait=min(30.0, group.apply_lease / 4),
+        wait=group.apply_lease / 4,
         on_change=metrics.IRONIC_LIMIT.set)
 
 

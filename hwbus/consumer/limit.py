@@ -26,11 +26,12 @@ limiters (Netflix's concurrency-limits, Envoy's adaptive concurrency):
   does not take the limit to the floor.
 
 The limit stays between 1 and ``ceiling`` ([consumer] ironic_concurrency;
-the workers bound it too). Waiting for a place is bounded by ``wait``: a
-worker that waited longer reports Ironic busy (transient), so it retries
-with back-off and renews its claim on the message like any other retry.
-Only applies that got an answer from Ironic are samples: a message
-refused before the appliers never takes a place.
+the workers bound it too). A worker waiting for a place calls ``renew``
+every ``wait`` seconds (the pipeline renews its claim on the message
+there, so that a redelivery elsewhere does not take it over) and keeps
+waiting: a place frees as soon as an apply ends, and every apply is
+bounded by Ironic's timeout. Only applies that got an answer from Ironic
+are samples; a message refused before the appliers never takes a place.
 """
 
 from __future__ import annotations
@@ -42,17 +43,12 @@ import time
 from collections.abc import Callable, Iterator
 
 from hwbus import ironic
-from hwbus.errors import TransientError
 
 MIN_WINDOW = 4          # applies per window at least
 BASELINE_WINDOWS = 50   # the baseline is the lowest mean of these
 LATENCY_CUT = 0.75      # limit times this when the mean exceeds tolerance
 FAILURE_CUT = 0.5       # limit times this when Ironic fails for load
-WAIT = 30.0             # seconds a worker waits for a place at most
-
-
-class IronicBusy(TransientError):
-    reason = 'ironic-busy'
+WAIT = 30.0             # seconds between two renew() while waiting
 
 
 class AdaptiveLimit:
@@ -93,10 +89,13 @@ class AdaptiveLimit:
         return min(self._means) if self._means else None
 
     @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
+    def slot(self, renew: Callable[[], None] | None = None
+             ) -> Iterator[None]:
         """Hold a place while applying; the apply's time and outcome
-        (its exception, if it raises) adjust the limit."""
-        generation = self._acquire()
+        (its exception, if it raises) adjust the limit. ``renew`` is
+        called every ``wait`` seconds spent waiting for the place; what
+        it raises ends the wait."""
+        generation = self._acquire(renew)
         started = self.clock()
         try:
             yield
@@ -108,15 +107,12 @@ class AdaptiveLimit:
             raise
         self._finish(self.clock() - started, generation)
 
-    def _acquire(self) -> int:
+    def _acquire(self, renew: Callable[[], None] | None) -> int:
         with self._lock:
-            if not self._lock.wait_for(
+            while not self._lock.wait_for(
                     lambda: self._in_flight < int(self._limit), self.wait):
-                raise IronicBusy(
-                    f'{self._in_flight} applies in flight for '
-                    f'{self.wait:.0f} s (Ironic answers slowly: the '
-                    f'consumer applies {int(self._limit)} at once now, '
-                    f'[consumer] ironic_concurrency at most)')
+                if renew is not None:
+                    renew()
             self._in_flight += 1
             if self._in_flight >= int(self._limit):
                 self._reached = True

@@ -307,7 +307,9 @@ class Pipeline:
                           plugin_data=opened.plugin_data,
                           replay=attempt.replay, bmc_secret=bmc_secret)
         result = Applied()
-        place = self.limit.slot() if self.limit else contextlib.nullcontext()
+        place = self.limit.slot(lambda: self.store.touch(
+            credential.boot_id, header.message_id)) if self.limit \
+            else contextlib.nullcontext()
         with place, metrics.step('apply'):
             for applier in self.appliers:
                 one = applier.apply(context)

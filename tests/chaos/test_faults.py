@@ -102,17 +102,32 @@ def test_consumer_sigkill_mid_message_20_times(sqlite_stack, figure):
         if c.state != 'issued'}
 
 
+def ironic_limit(consumer) -> int:
+    """The consumer's adaptive limit on applies in flight to Ironic."""
+    for line in consumer.metrics().splitlines():
+        if line.startswith('hwbus_ironic_concurrency_limit '):
+            return int(float(line.split()[-1]))
+    raise AssertionError('no hwbus_ironic_concurrency_limit')
+
+
 def test_ironic_down_for_minutes_during_a_burst(sqlite_stack, figure):
+    """The limit on applies in flight falls to one while Ironic is down
+    (it answers nothing) and climbs again once it is back (towards the
+    test profile's 4 workers); nothing is lost."""
     stack = sqlite_stack.start()
+    consumer = stack.consumers[0]
     progress = tally.Progress(stack.applied)
     burst = tally.Burst(stack.credentials, 32000, BOOTS)
     wait_for(lambda: stack.applied() >= BOOTS // 5, 300, 'a fifth applied')
     stack.ironic.stop()
+    wait_for(lambda: ironic_limit(consumer) == 1, 60,
+             'the limit at 1 while Ironic is down')
     time.sleep(120)
     stack.ironic.start()
     back = time.monotonic()
-    _settle(stack, burst, figure, 'Ironic down 120 s during a burst',
-            back, progress, down_s=120)
+    result = _settle(stack, burst, figure, 'Ironic down 120 s during a '
+                     'burst', back, progress, down_s=120)
+    assert ironic_limit(consumer) > 1, result
 
 
 def test_store_unreachable_during_a_burst(broker, clean_ironic, postgres,

@@ -15,7 +15,7 @@ import pytest
 
 from hwbus import ironic
 from hwbus.consumer import limit as limit_mod
-from hwbus.consumer.limit import AdaptiveLimit, IronicBusy
+from hwbus.consumer.limit import AdaptiveLimit
 from hwbus.errors import PermanentError
 
 
@@ -126,12 +126,33 @@ def test_ironic_back_after_an_outage_the_limit_grows_again():
     assert lim.limit == 16
 
 
-def test_a_worker_waits_a_bounded_time_for_a_place():
-    lim = AdaptiveLimit(1, initial=1, wait=0.05)
+def test_a_waiting_worker_renews_its_claim_and_gets_the_next_place():
+    lim = AdaptiveLimit(1, initial=1, wait=0.02)
+    renewed = []
+    got = threading.Event()
+
+    def second():
+        with lim.slot(renew=lambda: renewed.append(1)):
+            got.set()
+
     with lim.slot():
-        with pytest.raises(IronicBusy) as caught, lim.slot():
-            pass
-    assert 'ironic_concurrency' in str(caught.value)
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.2)
+        assert not got.is_set()
+    thread.join(5)
+    assert got.is_set() and len(renewed) >= 3
+    assert lim.in_flight == 0
+
+
+def test_a_renewal_that_fails_ends_the_wait():
+    lim = AdaptiveLimit(1, initial=1, wait=0.01)
+
+    def store_down():
+        raise OSError('store down')
+
+    with lim.slot(), pytest.raises(OSError), lim.slot(renew=store_down):
+        pass
     assert lim.in_flight == 0
 
 
