@@ -3,17 +3,22 @@
 The seed rides on the kernel command line (``hwbus.key=``), so it is kept
 short (43 characters) and free of characters that need quoting. The
 store keeps only the 32-byte raw public key.
+
+cryptography is imported by the functions that use it: the ramdisk
+checks its seed with ``seed_bytes`` at start and loads the library only
+when it signs (under emulation its import takes seconds).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from typing import TYPE_CHECKING
 
 from hwbus.errors import PermanentError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
 
 
 class BadKey(PermanentError):
@@ -36,6 +41,9 @@ def b64decode(text: str) -> bytes:
 
 def new_keypair() -> tuple[str, bytes]:
     """A fresh key: (seed for the ramdisk, raw public key for the store)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     private = ed25519.Ed25519PrivateKey.generate()
     seed = private.private_bytes(serialization.Encoding.Raw,
                                  serialization.PrivateFormat.Raw,
@@ -43,15 +51,26 @@ def new_keypair() -> tuple[str, bytes]:
     return b64encode(seed), public_bytes(private)
 
 
-def private_key(seed: str) -> ed25519.Ed25519PrivateKey:
-    """The signing key from its command-line form."""
+def seed_bytes(seed: str) -> bytes:
+    """The 32 bytes of a seed in its command-line form; BadKey when it is
+    not one. Every 32-byte string is a valid Ed25519 seed, so this is
+    all private_key checks, without loading cryptography."""
     raw = b64decode(seed)
     if len(raw) != 32:
         raise BadKey(f'an Ed25519 seed has 32 bytes, not {len(raw)}')
-    return ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+    return raw
+
+
+def private_key(seed: str) -> ed25519.Ed25519PrivateKey:
+    """The signing key from its command-line form."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519.Ed25519PrivateKey.from_private_bytes(seed_bytes(seed))
 
 
 def public_bytes(private: ed25519.Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return private.public_key().public_bytes(serialization.Encoding.Raw,
                                              serialization.PublicFormat.Raw)
 
@@ -59,4 +78,6 @@ def public_bytes(private: ed25519.Ed25519PrivateKey) -> bytes:
 def public_key(raw: bytes) -> ed25519.Ed25519PublicKey:
     if len(raw) != 32:
         raise BadKey(f'an Ed25519 public key has 32 bytes, not {len(raw)}')
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     return ed25519.Ed25519PublicKey.from_public_bytes(raw)

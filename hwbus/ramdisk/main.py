@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hwbus import bootparams, envelope, inventory, keys
+from hwbus import bootparams, inventory, keys
 from hwbus.errors import HwbusError
-from hwbus.ramdisk import after, bmcstep, publisher
+from hwbus.ramdisk import after
 from hwbus.ramdisk.collectors import runner
 from hwbus.ramdisk.collectors.base import Options
 from hwbus.ramdisk.probes.sysroot import SystemRoot
+
+if TYPE_CHECKING:
+    from hwbus import envelope
+
+# Each step imports what it needs when it starts: the signing and BMC
+# steps (cryptography) in seal and run, publishing (pika, ssl) in run.
+# Under emulation (QEMU TCG) those imports take seconds; the program's
+# first line on the console, and a refused command line, come before.
 
 LOG = logging.getLogger('hwbus.ramdisk')
 
@@ -56,10 +64,15 @@ def gather(root: SystemRoot, params: bootparams.BootParams,
 
 def seal(document: dict[str, Any], error: dict[str, Any] | None,
          params: bootparams.BootParams,
-         max_size: int = envelope.MAX_SIZE,
+         max_size: int | None = None,
          secrets: dict[str, Any] | None = None) -> envelope.Sealed:
-    """Seal, shedding plugin_data and then the inventory when oversize.
-    ``secrets`` (sealed to the consumer) are never shed."""
+    """Seal, shedding plugin_data and then the inventory when oversize
+    (``max_size``, default envelope.MAX_SIZE). ``secrets`` (sealed to
+    the consumer) are never shed."""
+    from hwbus import envelope
+
+    if max_size is None:
+        max_size = envelope.MAX_SIZE
     key = keys.private_key(params.key)
     attempts = [(document['inventory'], document['plugin_data'], error)]
     shed = {'stage': 'seal', 'message': 'the document exceeded the size '
@@ -87,7 +100,7 @@ def run(cmdline: str, root: str = '/', after_action: str | None = None,
     """The whole ramdisk program; returns the exit status."""
     try:
         params = bootparams.parse(cmdline)
-        keys.private_key(params.key)
+        keys.seed_bytes(params.key)
     except HwbusError as exc:
         LOG.error('cannot start: %s', exc)
         return EXIT_BAD_PARAMS
@@ -97,11 +110,15 @@ def run(cmdline: str, root: str = '/', after_action: str | None = None,
                                     for u in params.connection_urls()))
     system = SystemRoot(root)
     document, error = gather(system, params, names)
+    from hwbus.ramdisk import bmcstep
+
     secrets = bmcstep.run(system, params, document)
     sealed = seal(document, error, params, secrets=secrets)
     LOG.info('sealed message %s (%d bytes %s)', sealed.message_id,
              len(sealed.body), sealed.properties['content_encoding'])
     status = EXIT_OK
+    from hwbus.ramdisk import publisher
+
     try:
         publisher.publish(sealed, params, deadline=deadline)
     except HwbusError as exc:

@@ -182,3 +182,44 @@ def test_the_console_handler_is_left_out_when_stderr_is_the_console(
         with open('/dev/null', 'w') as null:
             assert same_device(null, '/dev/null')
             assert not same_device(null, str(path))
+
+
+# What hwbus-ramdisk loads before its first step ------------------------------
+#
+# Under emulation every import costs seconds (docs/benchmarks.md, "Boot
+# time"): hwbus-ramdisk checks its command line and says which boot it
+# is before it loads the signing and publishing libraries; collecting
+# comes first and needs neither.
+NOT_AT_START = {'pika', 'cryptography', 'ssl', 'psutil', 'jsonschema'}
+
+
+def _modules_at_start():
+    script = ('import json, sys\n'
+              'import hwbus.cmd.ramdisk\n'
+              'print(json.dumps(sorted(sys.modules)))\n')
+    result = subprocess.run([sys.executable, '-c', script],
+                            cwd=TOP.parent, capture_output=True, text=True,
+                            check=True, timeout=120)
+    return {name.split('.')[0] for name in json.loads(result.stdout)}
+
+
+def test_hwbus_ramdisk_starts_without_the_signing_and_publishing_libraries():
+    loaded = _modules_at_start()
+    assert loaded & NOT_AT_START == set()
+    assert 'hwbus' in loaded
+
+
+def test_a_refused_command_line_loads_no_cryptography():
+    """The seed is checked at start without the library that signs."""
+    script = ('import json, sys\n'
+              'from hwbus.ramdisk import main\n'
+              'status = main.run("hwbus.boot=0123abcd hwbus.url=amqp://'
+              'boot-0123:pw@10.0.0.1:5672/%2F hwbus.key=AAAA")\n'
+              'print(json.dumps([status, sorted(sys.modules)]))\n')
+    result = subprocess.run([sys.executable, '-c', script],
+                            cwd=TOP.parent, capture_output=True, text=True,
+                            check=True, timeout=120)
+    status, modules = json.loads(result.stdout)
+    assert status == 2
+    assert 'an Ed25519 seed has 32 bytes, not 3' in result.stderr
+    assert {name.split('.')[0] for name in modules} & NOT_AT_START == set()
