@@ -279,9 +279,14 @@ def decode(header: Header, body: bytes,
     if not isinstance(document, dict):
         _refuse_duplicates(text)
         raise Malformed('the body is not a JSON object')
+    # Before re-encoding, which recurses: a body the C parser could still
+    # nest (just under the interpreter's limit) would overflow it.
+    if not _shallow(document, MAX_DEPTH):
+        raise Malformed(f'the document nests deeper than {MAX_DEPTH} '
+                        f'levels')
     try:
         again = canonical(document)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         # JSON that parses but has no canonical form: a number beyond a
         # double (1e400 parses as infinity) or a lone surrogate escape.
         _refuse_duplicates(text)
@@ -293,9 +298,6 @@ def decode(header: Header, body: bytes,
     missing = [k for k in REQUIRED if k not in document]
     if missing:
         raise Malformed(f'the body lacks {", ".join(missing)}')
-    if not _shallow(document, MAX_DEPTH):
-        raise Malformed(f'the document nests deeper than {MAX_DEPTH} '
-                        f'levels')
     # Exactly the integer 1: True and 1.0 compare equal to it in Python.
     if type(document['version']) is not int or \
             document['version'] != VERSION:

@@ -47,10 +47,12 @@ def publish(connection: kombu.Connection, exchange: str, message: Any,
     ``user_id`` (the broker would refuse it from our user) and keeps it
     in a header, so a replay can verify the message again; its other
     headers are the ones that can be encoded again whatever the original
-    held (wire.safe_headers). Only a body that was verified and parsed is
-    copied (a replay needs it); of any other, the sender's noise, the
-    copy keeps the size and digest, so no credential can fill the
-    dead-letter queue with bodies. When the dead-letter queue refuses the
+    held (wire.safe_headers). Only the body of the one message a
+    credential may send is copied (a replay needs it: the message that
+    passed the credential's gate, or the first after its expiry); of any
+    other, the sender's noise even when signed, the copy keeps the size
+    and digest, so no credential can fill the dead-letter queue with
+    bodies. When the dead-letter queue refuses the
     copy (full), the message is handed to the broker's own dead-lettering
     (at least once: kept until there is room), which loses the reason but
     neither the message nor the consumer's pace.
@@ -68,7 +70,7 @@ def publish(connection: kombu.Connection, exchange: str, message: Any,
         BODY_SIZE: len(body),
         BODY_DIGEST: wire.digest(body),
     })
-    if not outcome.verified:
+    if not outcome.keep_body:
         body = b''
     try:
         kombu.Producer(connection.default_channel).publish(

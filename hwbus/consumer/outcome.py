@@ -59,9 +59,13 @@ class Outcome:
     claimed: bool = False
     # The traceback of an internal error, for one log line per message.
     trace: str = dataclasses.field(default='', repr=False)
-    # The message was signed by its boot's key and parsed: worth keeping
-    # (a replay needs it). Anything else is the sender's noise.
+    # The message was signed by its boot's key and parsed.
     verified: bool = False
+    # Its body goes to the dead-letter queue (a replay needs it): only
+    # for the one message a credential may send, the one that passed its
+    # gate (or the first after its expiry). Anything else, even signed,
+    # is the sender's noise: its dead letter keeps size and digest.
+    keep_body: bool = False
 
 
 @dataclasses.dataclass
@@ -79,6 +83,15 @@ class Attempt:
     # again, nothing applied or archived twice.
     applied_before: bool = False
     started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    @property
+    def again(self) -> bool:
+        """This message may have passed its boot's gate before: the
+        worker's own retry, an operator's replay, or a delivery the broker
+        marks as a redelivery. A second publish of the same message id
+        (a copy, or another body under that id) is none of these."""
+        return self.owned or self.replay or \
+            self.properties.get('redelivered') is True
 
     @property
     def boot(self) -> Boot | None:

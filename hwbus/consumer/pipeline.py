@@ -134,12 +134,21 @@ class Pipeline:
             outcome.boot_id = attempt.opened.header.boot_id
             outcome.message_id = attempt.opened.header.message_id
             outcome.verified = True
+            # The message that passed its boot's gate: a replay needs it.
+            outcome.keep_body = attempt.owned
         else:
             outcome.message_id = str(properties.get('message_id') or '')[:128]
         if outcome.kind == DEAD and not replay:
             self._end_sender(properties, attempt.credential, outcome)
         notify_all(self.observers, outcome, attempt)
         return outcome
+
+    def refused(self, properties: Mapping[str, Any],
+                outcome: Outcome) -> None:
+        """A message the workers dead-letter after process() returned
+        (internal errors, once their attempts are spent) ends its
+        sender's credential as any refused message does."""
+        self._end_sender(properties, None, outcome)
 
     def _end_sender(self, properties: Mapping[str, Any],
                     credential: Credential | None,
@@ -167,6 +176,11 @@ class Pipeline:
             to = State.EXPIRED if outcome.reason == Expired.reason \
                 else State.REVOKED
             if self.credentials.withdraw(credential, to):
+                # The first message after the expiry may be replayed
+                # ("dead replay --reason expired"); those after it, sent
+                # while the user lived on, are noise.
+                if to == State.EXPIRED:
+                    outcome.keep_body = outcome.verified
                 LOG.warning('%s credential of boot %s (user %s) after its '
                             'message was refused (%s)', to.value,
                             credential.boot_id, credential.username,
@@ -263,8 +277,8 @@ class Pipeline:
     def _accept(self, opened: envelope.Opened, attempt: Attempt) -> Outcome:
         header = opened.header
         credential = attempt.credential
-        if not attempt.replay and holds(credential, State.APPLIED,
-                                        header.message_id):
+        if attempt.again and not attempt.replay and holds(
+                credential, State.APPLIED, header.message_id):
             # Applied before, but the ack was lost with the connection
             # (a broker node or the consumer went away): acknowledge it
             # again, apply nothing twice.
@@ -273,12 +287,14 @@ class Pipeline:
                      credential.boot_id)
             attempt.applied_before = True
             return Outcome(APPLIED, applied=Applied(matched_by='redelivery'))
-        self._check_claim(credential, header.message_id, attempt.owned)
+        if attempt.again:
+            self._check_claim(credential, header.message_id, attempt.owned)
         if not (attempt.replay or holds(credential, State.RECEIVED,
                                         header.message_id)):
             self._check_expiry(credential)
         with metrics.step('receive'):
-            if not self.credentials.receive(credential, header.message_id):
+            if not self.credentials.receive(credential, header.message_id,
+                                            again=attempt.again):
                 raise ReplayedBoot(
                     f'boot {credential.boot_id} already sent another '
                     f'message; {header.message_id} is refused')

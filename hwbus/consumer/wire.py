@@ -214,4 +214,8 @@ def message_properties(message: Any) -> dict[str, Any]:
             'undecodable': props.get(UNDECODABLE),
             'routing_key': (getattr(message, 'delivery_info', None)
                             or {}).get('routing_key'),
+            # The broker's word, never the sender's: this delivery is a
+            # second one of a message it handed out before.
+            'redelivered': (getattr(message, 'delivery_info', None)
+                            or {}).get('redelivered') is True,
             'headers': dict(headers) if isinstance(headers, dict) else {}}

@@ -66,6 +66,7 @@ class Workers:
                     if internal >= self.internal_attempts:
                         outcome.kind = Kind.DEAD
                         metrics.MESSAGES.labels(Kind.DEAD, INTERNAL).inc()
+                        self.pipeline.refused(properties, outcome)
                         return outcome
                 attempt += 1
                 delay = backoff.delay(attempt, cap=self.max_backoff)

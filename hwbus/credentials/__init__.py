@@ -268,13 +268,19 @@ class Credentials:
                                     f'{username}')
         return credential
 
-    def receive(self, credential: Credential, message_id: str) -> bool:
+    def receive(self, credential: Credential, message_id: str,
+                again: bool = False) -> bool:
         """Mark the boot's message received and have its broker user
         deleted (by the revoker when there is one, else at once).
 
+        :param again: this delivery may be the received message seen
+            again (a broker redelivery, the worker's own retry, a replay).
+            Only then does the same message id pass: the sender chooses
+            message ids, so a second publish under the first one's id (a
+            copy, or another body) is another message.
         :returns: True for the first receipt of any message for this boot,
-            or a redelivery of the same message; False when another
-            message was received for this boot before.
+            or the same message again; False when another message was
+            received for this boot before.
         """
         # EXPIRED is accepted too, for an operator's replay: the pipeline
         # refuses messages received after the expiry before this.
@@ -282,6 +288,8 @@ class Credentials:
                                     [State.ISSUED, State.EXPIRED],
                                     message_id=message_id)
         if not won:
+            if not again:
+                return False
             current = self.store.get(credential.boot_id)
             if current is None or current.message_id != message_id:
                 return False

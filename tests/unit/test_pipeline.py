@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from hwbus import envelope, keys
+from hwbus import envelope, ironic, keys
 from hwbus.consumer.appliers import Applied
 from hwbus.consumer.observers import Archive
 from hwbus.consumer.pipeline import APPLIED, DEAD, RETRY, Pipeline
@@ -67,9 +67,10 @@ class World:
                 world.events.append(f'withdraw {to.value}')
                 return True
 
-            def receive(self, credential, message_id):
+            def receive(self, credential, message_id, again=False):
                 world.events.append('revoke')
-                if credential.message_id not in (None, message_id):
+                if credential.message_id not in (None, message_id) or (
+                        credential.message_id is not None and not again):
                     return False
                 credential.message_id = message_id
                 return True
@@ -93,8 +94,9 @@ class World:
         args.update(kwargs)
         return envelope.seal(**args)
 
-    def process(self, sealed):
-        return self.pipeline.process(sealed.body, sealed.properties)
+    def process(self, sealed, redelivered=False):
+        return self.pipeline.process(
+            sealed.body, dict(sealed.properties, redelivered=redelivered))
 
 
 def test_verify_then_revoke_then_apply_then_applied_then_archive():
@@ -108,7 +110,30 @@ def test_a_redelivery_is_applied_again_idempotently():
     world = World()
     sealed = world.seal()
     assert world.process(sealed).kind == APPLIED
-    assert world.process(sealed).kind == APPLIED
+    assert world.process(sealed, redelivered=True).kind == APPLIED
+
+
+def test_a_second_publish_of_the_same_message_is_refused():
+    """The broker did not redeliver it: the sender published it again
+    (or another body under its id); the first one stays the applied one,
+    and the copy's body is not kept."""
+    for state in ('received', 'applied'):
+        world = World(state=state)
+        sealed = world.seal()
+        world.credential.message_id = sealed.message_id
+        world.credential.changed_at = utcnow()
+        outcome = world.process(sealed)
+        assert (outcome.kind, outcome.reason) == (DEAD, 'replayed-boot')
+        assert outcome.verified and not outcome.keep_body
+        assert 'apply' not in world.events
+
+
+def test_only_the_message_that_passed_the_gate_keeps_its_body():
+    world = World()
+    world.applier_error = ironic.NodeNotFound('gone')
+    outcome = world.process(world.seal())
+    assert (outcome.kind, outcome.keep_body) == (DEAD, True)
+    assert world.process(world.seal()).keep_body is False
 
 
 def test_a_redelivery_after_the_apply_acks_without_applying_twice():
@@ -116,7 +141,7 @@ def test_a_redelivery_after_the_apply_acks_without_applying_twice():
     world = World(state='applied')
     sealed = world.seal()
     world.credential.message_id = sealed.message_id
-    outcome = world.process(sealed)
+    outcome = world.process(sealed, redelivered=True)
     assert (outcome.kind, outcome.applied.matched_by) == (APPLIED,
                                                           'redelivery')
     assert world.events == []
@@ -138,7 +163,7 @@ def test_a_redelivery_waits_while_another_worker_may_be_applying():
     sealed = world.seal()
     world.credential.message_id = sealed.message_id
     world.credential.changed_at = utcnow()
-    outcome = world.process(sealed)
+    outcome = world.process(sealed, redelivered=True)
     assert (outcome.kind, outcome.reason) == (RETRY, 'in-progress')
     assert 'apply' not in world.events
     # The worker that received it retries as the owner...
@@ -146,7 +171,7 @@ def test_a_redelivery_waits_while_another_worker_may_be_applying():
     assert owned.kind == APPLIED and owned.claimed
     # ...and a silent owner's claim lapses after the lease.
     world.credential.changed_at = utcnow() - datetime.timedelta(hours=1)
-    assert world.process(sealed).kind == APPLIED
+    assert world.process(sealed, redelivered=True).kind == APPLIED
 
 
 def test_a_redelivery_whose_first_attempt_reached_ironic():

@@ -236,8 +236,9 @@ def test_receive_gates_in_the_store_and_leaves_the_user_to_the_revoker():
         submit=lambda boot_id, user: submitted.append((boot_id, user)))
     assert credentials.receive(record, 'm1')
     assert not credentials.receive(record, 'm2')   # refused at once
-    assert credentials.receive(record, 'm1')       # its redelivery
+    assert not credentials.receive(record, 'm1')   # a second publish of it
+    assert credentials.receive(record, 'm1', again=True)  # its redelivery
     assert submitted == [('b0', 'u0'), ('b0', 'u0')]
     record.user_deleted_at = 'then'
-    assert credentials.receive(record, 'm1')
+    assert credentials.receive(record, 'm1', again=True)
     assert len(submitted) == 2  # gone already: nothing to revoke

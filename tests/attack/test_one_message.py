@@ -1,0 +1,209 @@
+"""A credential is good for one message: copies, reused message ids and
+floods past the first message apply nothing, stall nothing and keep no
+bodies.
+
+The attacker holds a credential as the boot server hands them out (its
+key signs anything) and publishes with its own client, faster than the
+consumer deletes the user. Only the broker's own word tells a
+redelivery (``redelivered``) from a second publish; only the message
+that passed the credential's gate (or the first after its expiry) may
+leave its body in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pika
+import pytest
+
+from hwbus import envelope, keys
+from hwbus.localstack.common import wait_for
+from tests.attack.test_intake import DEAD, QUEUE, Stack
+from tests.functional import boots
+
+
+@pytest.fixture(scope='module')
+def module_stack(broker, ironic, tmp_path_factory):
+    stack = Stack(broker, ironic, tmp_path_factory.mktemp('one-message'))
+    boots.get_all(broker, QUEUE)
+    boots.get_all(broker, DEAD)
+    stack.consumer.start()
+    yield stack
+    stack.consumer.stop()
+
+
+@pytest.fixture
+def stack(module_stack):
+    module_stack.ironic.delete_all_nodes()
+    boots.get_all(module_stack.broker, DEAD)
+    yield module_stack
+    assert module_stack.consumer.proc.poll() is None, 'the consumer died'
+
+
+def _publish(issued, messages: list[tuple[bytes, dict]]) -> int:
+    """Publish each (body, properties) back to back on one connection with
+    confirms; the number the broker confirmed before the user went."""
+    connection = pika.BlockingConnection(pika.URLParameters(
+        issued.params.connection_urls()[0]))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    confirmed = 0
+    try:
+        for body, props in messages:
+            channel.basic_publish('hwbus.inventory',
+                                  f'inventory.{issued.params.user}', body,
+                                  pika.BasicProperties(**props))
+            confirmed += 1
+    except pika.exceptions.AMQPError:
+        pass  # the consumer deleted the user: its connection is closed
+    finally:
+        if connection.is_open:
+            connection.close()
+    return confirmed
+
+
+def _sealed(issued, error=None, nonce_pad: str = '') -> envelope.Sealed:
+    doc = boots.document('qemu-guest', issued.credential.mac)
+    plugin_data = dict(doc['plugin_data'])
+    if nonce_pad:
+        plugin_data['pad'] = nonce_pad
+    return envelope.seal(boot_id=issued.params.boot_id,
+                         user=issued.params.user,
+                         key=keys.private_key(issued.params.key),
+                         inventory=doc['inventory'], plugin_data=plugin_data,
+                         error=error)
+
+
+def _nodes_with(ironic, mac: str) -> int:
+    """Nodes whose port or discovery data names ``mac``."""
+    ports = {p['node_uuid'] for p in ironic.ports()
+             if p['address'] == mac}
+    return len(ports)
+
+
+def _retries(stack, reason: str) -> float:
+    return stack.consumer.counter('retry', reason)
+
+
+def _settled(stack, count: int) -> list[tuple]:
+    wait_for(lambda: boots.depth(stack.broker, QUEUE) == 0, 120, 'drained')
+    dead = stack.dead(count, timeout=120)
+    return dead
+
+
+def test_copies_of_one_message_are_applied_once(stack, figure):
+    """The same bytes published four times back to back: the first copy
+    the gate sees is applied, the others are refused at once (the broker
+    did not redeliver them), and their bodies are not kept."""
+    issued = stack.issue()
+    sealed = _sealed(issued)
+    props = dict(sealed.properties)
+    confirmed = _publish(issued, [(sealed.body, props)] * 4)
+    wait_for(lambda: stack.store.get(issued.credential.boot_id).state ==
+             'applied', 120, 'the first copy applied')
+    dead = _settled(stack, confirmed - 1)
+    assert len(dead) == confirmed - 1 >= 1
+    assert {p.headers['x-hwbus-dead-reason'] for p, _ in dead} == \
+        {'replayed-boot'}
+    assert all(b == b'' and p.headers['x-hwbus-body-size'] ==
+               len(sealed.body) for p, b in dead)
+    assert _nodes_with(stack.ironic, issued.credential.mac) == 1
+    next_good = stack.good_boot(time.monotonic())
+    figure(attack='the same message published 4 times', attempts=4,
+           accepted=1, refused=f'{len(dead)} replayed-boot, bodies not '
+           f'kept; one node', next_good_s=next_good)
+
+
+def test_a_reused_message_id_neither_stalls_intake_nor_applies(stack,
+                                                               figure):
+    """The first message (a ramdisk error report) passes the gate and is
+    refused; twelve other bodies under the same message id follow. None
+    waits for the apply lease or reaches Ironic."""
+    busy_before = _retries(stack, 'in-progress')
+    issued = stack.issue()
+    first = _sealed(issued, error={'stage': 'collect', 'message': 'x'})
+    copies = []
+    for n in range(12):
+        other = _sealed(issued, nonce_pad=f'copy {n}')
+        props = dict(other.properties, message_id=first.message_id)
+        copies.append((other.body, props))
+    confirmed = _publish(issued, [(first.body, dict(first.properties)),
+                                  *copies])
+    dead = _settled(stack, confirmed)
+    reasons = sorted(p.headers['x-hwbus-dead-reason'] for p, _ in dead)
+    assert reasons.count('ramdisk-error') == 1
+    assert set(reasons) <= {'ramdisk-error', 'replayed-boot', 'revoked'}
+    # Only the message that passed the gate keeps its body.
+    kept = [p.headers['x-hwbus-dead-reason'] for p, b in dead if b]
+    assert kept == ['ramdisk-error']
+    assert _retries(stack, 'in-progress') == busy_before
+    assert _nodes_with(stack.ironic, issued.credential.mac) == 0
+    assert stack.store.get(issued.credential.boot_id).state != 'applied'
+    next_good = stack.good_boot(time.monotonic())
+    assert _retries(stack, 'in-progress') == busy_before
+    figure(attack='12 bodies reusing a refused message id', attempts=13,
+           accepted=0, refused=f'{len(dead)} dead letters, 1 body kept, '
+           f'no in-progress wait', next_good_s=next_good)
+
+
+def test_a_flood_past_the_first_message_keeps_no_bodies(stack, figure):
+    """Distinct, validly signed bodies of 200 KiB after the first message,
+    as fast as the broker takes them: every one is refused, and the
+    dead-letter queue keeps their digests, not their bytes."""
+    issued = stack.issue()
+    first = _sealed(issued)
+    flood = []
+    for n in range(60):
+        other = _sealed(issued, nonce_pad=os.urandom(100 * 1024).hex()
+                        + str(n))
+        flood.append((other.body, dict(other.properties)))
+    confirmed = _publish(issued, [(first.body, dict(first.properties)),
+                                  *flood])
+    wait_for(lambda: stack.store.get(issued.credential.boot_id).state ==
+             'applied', 120, 'the first message applied')
+    dead = _settled(stack, confirmed - 1) if confirmed > 1 else []
+    wait_for(lambda: dead.extend(boots.get_all(stack.broker, DEAD)) or
+             boots.depth(stack.broker, QUEUE) == 0, 60, 'all taken')
+    # One more may have been taken without its confirm reaching us.
+    assert confirmed - 1 <= len(dead) <= len(flood)
+    assert {p.headers['x-hwbus-dead-reason'] for p, _ in dead} <= \
+        {'replayed-boot', 'revoked'}
+    assert sum(len(b) for _, b in dead) == 0
+    next_good = stack.good_boot(time.monotonic())
+    figure(attack='signed bodies past the first message', attempts=61,
+           accepted=1, refused=f'{len(dead)} queued before the user went; '
+           f'0 bytes of body kept', next_good_s=next_good)
+
+
+def test_a_body_nested_to_the_parsers_edge_is_malformed_once(stack, figure):
+    """At one depth (near the interpreter's recursion limit) the parser
+    succeeds and re-encoding recursed too deep: an internal error,
+    retried, its credential never ended. Every depth around it is now
+    ``malformed`` on the first delivery and ends its credential."""
+    depths = range(960, 1001)
+    issued = []
+    for depth in depths:
+        one = stack.issue()
+        doc = boots.document('qemu-guest', one.credential.mac)
+        text = envelope.canonical({
+            'version': 1, 'boot_id': one.params.boot_id,
+            'collected_at': '2026-01-01T00:00:00Z', 'nonce': 'n',
+            'inventory': doc['inventory'], 'plugin_data': {'x': 0}})
+        nested = '[' * depth + ']' * depth
+        body = text.replace(b'{"x":0}', b'{"x":' + nested.encode() + b'}')
+        boots.publish_raw(one, body, boots.signed_properties(one, body))
+        issued.append(one)
+    dead = _settled(stack, len(depths))
+    assert {p.headers['x-hwbus-dead-reason'] for p, _ in dead} == \
+        {'malformed'}
+    assert stack.consumer.counter('retry', 'internal-error') == 0
+    wait_for(lambda: all(stack.store.get(i.credential.boot_id)
+                         .user_deleted_at for i in issued), 60,
+             'every sender ended')
+    next_good = stack.good_boot(time.monotonic())
+    figure(attack=f'bodies nested {depths[0]}..{depths[-1]} deep',
+           attempts=len(depths), accepted=0,
+           refused='malformed, first delivery, credentials ended',
+           next_good_s=next_good)
