@@ -295,6 +295,14 @@ class Pipeline:
         with metrics.step('receive'):
             if not self.credentials.receive(credential, header.message_id,
                                             again=attempt.again):
+                if credential.message_id == header.message_id:
+                    # A ramdisk whose confirm was lost publishes again;
+                    # so does an attacker holding the credential.
+                    raise ReplayedBoot(
+                        f'boot {credential.boot_id} sent message '
+                        f'{header.message_id} again (a second publish, '
+                        f'not a redelivery by the broker); the first one '
+                        f'is the one applied')
                 raise ReplayedBoot(
                     f'boot {credential.boot_id} already sent another '
                     f'message; {header.message_id} is refused')
