@@ -190,6 +190,10 @@ def test_transfers_are_bounded_and_answer_only_their_client(site):
     assert _no_answer(intruder, 1)
     sock.sendto(tftp.ack(0), peer)
     data, _ = sock.recvfrom(2000)
+    if data[:2] == struct.pack('!H', tftp.OACK):
+        # A retransmission sent before our ACK arrived (a loaded machine):
+        # the data follows it.
+        data, _ = sock.recvfrom(2000)
     assert data[:4] == struct.pack('!HH', tftp.DATA, 1)
     for holder in holders:
         holder.close()
