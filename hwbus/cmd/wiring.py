@@ -175,7 +175,7 @@ def ironic_connection(conf: Any = CONF) -> openstack.connection.Connection:
     """
     group = conf.ironic
     if group.cloud:
-        return _pooled(_from_cloud(group), conf.consumer.workers)
+        return _pooled(_from_cloud(group), _workers(conf))
     try:
         auth = loading.load_auth_from_conf_options(conf, 'ironic')
     except ks_exc.MissingRequiredOptions as exc:
@@ -194,7 +194,13 @@ def ironic_connection(conf: Any = CONF) -> openstack.connection.Connection:
         baremetal_interface=group.interface or ['internal', 'public'],
         baremetal_endpoint_override=group.endpoint_override,
         baremetal_api_version=group.api_version,
-        baremetal_status_code_retries=group.retries), conf.consumer.workers)
+        baremetal_status_code_retries=group.retries), _workers(conf))
+
+
+def _workers(conf: Any) -> int:
+    """[consumer] workers where the consumer's options are registered
+    (the other commands make one call at a time)."""
+    return conf.consumer.workers if 'consumer' in conf else 1
 
 
 def _pooled(connection: openstack.connection.Connection,

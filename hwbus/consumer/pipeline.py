@@ -175,12 +175,16 @@ class Pipeline:
                     return
             to = State.EXPIRED if outcome.reason == Expired.reason \
                 else State.REVOKED
-            if self.credentials.withdraw(credential, to):
+            withdrawn = self.credentials.withdraw(credential, to)
+            if to == State.EXPIRED and outcome.verified:
                 # The first message after the expiry may be replayed
-                # ("dead replay --reason expired"); those after it, sent
-                # while the user lived on, are noise.
-                if to == State.EXPIRED:
-                    outcome.keep_body = outcome.verified
+                # ("dead replay --reason expired"), whether this consumer
+                # or the sweeper expired the credential; those after it,
+                # sent while the user lived on, are noise.
+                outcome.keep_body = self.store.first_after_expiry(
+                    credential.boot_id, outcome.message_id or '',
+                    again=properties.get('redelivered') is True)
+            if withdrawn:
                 LOG.warning('%s credential of boot %s (user %s) after its '
                             'message was refused (%s)', to.value,
                             credential.boot_id, credential.username,

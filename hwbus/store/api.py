@@ -245,6 +245,23 @@ class Store:
                        table.c.message_id == message_id)
                 .values(changed_at=when))
 
+    def first_after_expiry(self, boot_id: str, message_id: str,
+                           again: bool = False) -> bool:
+        """Record ``message_id`` as the first message of this expired
+        credential (or, ``again``, find it is that one): only that one's
+        dead letter keeps its body, for "dead replay --reason expired",
+        whoever (the sweeper or the consumer) expired the credential."""
+        table = _credentials_table()
+        first: sa.ColumnElement[bool] = table.c.message_id.is_(None)
+        if again:
+            first = sa.or_(first, table.c.message_id == message_id)
+        with self._connection() as connection:
+            return connection.execute(
+                table.update()
+                .where(table.c.boot_id == boot_id,
+                       table.c.state == State.EXPIRED.value, first)
+                .values(message_id=message_id)).rowcount == 1
+
     def mark_user_deleted(self, boot_id: str) -> None:
         table = _credentials_table()
         with self._connection() as connection:

@@ -85,6 +85,21 @@ def test_expired_lists_only_issued_past_expiry(store):
     assert [c.boot_id for c in store.expired()] == ['boot0003']
 
 
+def test_only_the_first_message_after_expiry_is_recorded(store):
+    """Its dead letter keeps the body (for "dead replay --reason
+    expired"), whether the sweeper or the consumer expired the
+    credential; later messages, and copies, are noise."""
+    store.add(_credential(5))
+    assert not store.first_after_expiry('boot0005', 'm1')  # still issued
+    assert store.transition('boot0005', State.EXPIRED, [State.ISSUED])
+    assert store.first_after_expiry('boot0005', 'm1')
+    assert not store.first_after_expiry('boot0005', 'm2')
+    assert not store.first_after_expiry('boot0005', 'm1')  # a copy
+    assert store.first_after_expiry('boot0005', 'm1', again=True)
+    assert not store.first_after_expiry('boot0005', 'm2', again=True)
+    assert store.get('boot0005').message_id == 'm1'
+
+
 def test_old_schema_is_refused_without_auto_upgrade(tmp_path):
     url = f'sqlite:///{tmp_path}/empty.sqlite'
     with pytest.raises(StoreNotReady, match='hwbus-manage db upgrade'):

@@ -48,6 +48,9 @@ class World:
             def touch(self, boot_id, message_id):
                 world.events.append('touch')
 
+            def first_after_expiry(self, boot_id, message_id, again=False):
+                return True
+
             def archive(self, record):
                 world.events.append('archive')
                 return True
