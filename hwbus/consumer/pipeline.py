@@ -139,15 +139,32 @@ class Pipeline:
         else:
             outcome.message_id = str(properties.get('message_id') or '')[:128]
         if outcome.kind == DEAD and not replay:
+            self._close_gate(outcome)
             self._end_sender(properties, attempt.credential, outcome)
         notify_all(self.observers, outcome, attempt)
         return outcome
+
+    def _close_gate(self, outcome: Outcome) -> None:
+        """The message that passed its boot's gate is dead-lettered: the
+        boot is ``refused``, so that no copy of it (which would come back
+        marked redelivered after a lost connection) passes as the same
+        message; only an operator's replay applies it from there."""
+        if not (outcome.claimed and outcome.boot_id):
+            return
+        try:
+            self.store.transition(outcome.boot_id, State.REFUSED,
+                                  [State.RECEIVED])
+        except Exception as exc:  # the copies then meet the lease
+            LOG.warning('could not record boot %s as refused: %s',
+                        outcome.boot_id, exc)
 
     def refused(self, properties: Mapping[str, Any],
                 outcome: Outcome) -> None:
         """A message the workers dead-letter after process() returned
         (internal errors, once their attempts are spent) ends its
-        sender's credential as any refused message does."""
+        sender's credential, and its boot's gate, as any refused message
+        does."""
+        self._close_gate(outcome)
         self._end_sender(properties, None, outcome)
 
     def _end_sender(self, properties: Mapping[str, Any],
@@ -204,6 +221,9 @@ class Pipeline:
         if credential.state == State.REVOKED.value:
             raise Revoked(f'the credential of boot {credential.boot_id} was '
                           f'revoked')
+        if credential.state == State.REFUSED.value and not attempt.replay:
+            raise ReplayedBoot(f'boot {credential.boot_id} sent its message '
+                               f'already, and it was refused')
         attempt.credential = credential
         return credential.public_key
 

@@ -282,10 +282,12 @@ class Credentials:
             or the same message again; False when another message was
             received for this boot before.
         """
-        # EXPIRED is accepted too, for an operator's replay: the pipeline
-        # refuses messages received after the expiry before this.
+        # EXPIRED and REFUSED are accepted too, for an operator's replay:
+        # the pipeline refuses any other message of such a credential
+        # before this.
         won = self.store.transition(credential.boot_id, State.RECEIVED,
-                                    [State.ISSUED, State.EXPIRED],
+                                    [State.ISSUED, State.EXPIRED,
+                                     State.REFUSED],
                                     message_id=message_id)
         if not won:
             if not again:

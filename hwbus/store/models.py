@@ -18,6 +18,8 @@ class State(enum.StrEnum):
     APPLIED = 'applied'      # the inventory reached Ironic
     EXPIRED = 'expired'      # never used before its expiry; user deleted
     REVOKED = 'revoked'      # withdrawn by an operator; user deleted
+    REFUSED = 'refused'      # its one message was dead-lettered; user
+    #                          deleted; "dead replay" may still apply it
 
 
 

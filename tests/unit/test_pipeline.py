@@ -131,6 +131,26 @@ def test_a_second_publish_of_the_same_message_is_refused():
         assert 'apply' not in world.events
 
 
+def test_a_refused_gate_message_lets_no_copy_through_even_redelivered():
+    """Its boot is refused: copies queued under its id come back marked
+    redelivered after a lost connection and are refused all the same,
+    bodies not kept; an operator's replay still applies it."""
+    world = World()
+    world.applier_error = ironic.NodeNotFound('no node yet')
+    sealed = world.seal()
+    outcome = world.process(sealed)
+    assert (outcome.reason, outcome.keep_body) == ('node-not-found', True)
+    assert 'state refused' in world.events
+    world.credential.state = 'refused'
+    again = world.process(sealed, redelivered=True)
+    assert (again.kind, again.reason, again.keep_body) == (
+        DEAD, 'replayed-boot', False)
+    world.applier_error = None  # the operator fixed the cause
+    replay = world.pipeline.process(sealed.body, sealed.properties,
+                                    replay=True)
+    assert replay.kind == APPLIED
+
+
 def test_only_the_message_that_passed_the_gate_keeps_its_body():
     world = World()
     world.applier_error = ironic.NodeNotFound('gone')
