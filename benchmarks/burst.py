@@ -158,7 +158,7 @@ def dead_letters(consumer: ConsumerProcess) -> int:
 
 
 def run_hwbus(work: pathlib.Path, count: int, timeout: float,
-              workers: int, ceiling: int) -> Run:
+              workers: int, ceiling: int, tolerance: float) -> Run:
     server, credentials = _broker.start()
     ironic = IronicServer(work / 'ironic-hwbus').start()
     config = write_config(
@@ -166,7 +166,7 @@ def run_hwbus(work: pathlib.Path, count: int, timeout: float,
         ironic.url, 'bench-consumer',
         extra=f'\n[consumer]\nworkers = {workers}\nprefetch = '
               f'{workers * 2}\nironic_concurrency = {ceiling}\n'
-              f'max_backoff = 30\n')
+              f'ironic_latency_tolerance = {tolerance}\nmax_backoff = 30\n')
     config.write_text(config.read_text().replace('debug = true',
                                                  'debug = false'))
     consumer = ConsumerProcess(config, work / 'consumer.log').start()
@@ -292,7 +292,7 @@ def plot(path: str, count: int, hwbus: Run, direct: Run,
     nodes.axhline(count, color='grey', linewidth=0.5)
     nodes.set_ylabel('nodes in Ironic')
     nodes.set_title(f'{count} boots at once, standalone Ironic')
-    nodes.legend(loc='lower right')
+    nodes.legend(loc='upper left')
     latency.set_yscale('log')
     latency.set_ylabel('unrelated GET /v1/nodes (s)')
     latency.set_xlabel('seconds since the burst started (x: failed)')
@@ -311,16 +311,26 @@ def main() -> None:
     parser.add_argument('--workers', type=int, default=16)
     parser.add_argument('--ceiling', type=int, default=16,
                         help='[consumer] ironic_concurrency')
+    parser.add_argument('--tolerance', type=float, default=2.0,
+                        help='[consumer] ironic_latency_tolerance')
     parser.add_argument('--plot', metavar='FILE')
+    parser.add_argument('--replot', metavar='RUNS_JSON',
+                        help='only plot the samples an earlier run saved')
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(pathlib.Path(args.replot).read_text())
+        plot(args.plot, args.boots, Run(**saved['hwbus']),
+             Run(**saved['direct']), args.clients)
+        return
     work = pathlib.Path(tempfile.mkdtemp(prefix='hwbus-burst-'))
     hwbus = run_hwbus(work, args.boots, args.timeout, args.workers,
-                      args.ceiling)
+                      args.ceiling, args.tolerance)
     direct = run_direct(work, args.boots, args.timeout, args.clients)
     print(f'{args.boots} boots at once into a standalone Ironic (SQLite, '
           f'2 cores)')
     hwbus_rate = describe(f'hwbus ({args.workers} workers, ceiling '
-                          f'{args.ceiling})', hwbus, args.boots)
+                          f'{args.ceiling}, tolerance {args.tolerance:g})',
+                          hwbus, args.boots)
     print(latency_line('unrelated GET /v1/nodes, whole burst',
                        *hwbus.latencies()))
     describe(f'direct ({args.clients} clients)', direct, args.boots)
