@@ -138,8 +138,9 @@ class Pipeline:
             outcome.keep_body = attempt.owned
         else:
             outcome.message_id = str(properties.get('message_id') or '')[:128]
+        if outcome.kind == DEAD:
+            self._close_gate(outcome)  # a failed replay too
         if outcome.kind == DEAD and not replay:
-            self._close_gate(outcome)
             self._end_sender(properties, attempt.credential, outcome)
         notify_all(self.observers, outcome, attempt)
         return outcome
