@@ -330,8 +330,9 @@ def test_one_credential_floods_nothing_past_its_first_message(stack,
     # have been taken without its confirm reaching the attacker).
     assert accepted <= len(dead) <= attempts
     # The first ones are refused for what they are (the workers take a
-    # few at once, before the first refusal ends the credential: at most
-    # the prefetch, 8 here); the rest for the credential being gone.
+    # few at once, before the first refusal ends the credential: the
+    # test profile's 4 workers, and those that start before the refusal
+    # is recorded); the rest for the credential being gone.
     reasons = [p.headers['x-hwbus-dead-reason'] for p, _ in dead]
     assert 1 <= reasons.count('malformed') <= 8
     assert set(reasons) <= {'malformed', 'revoked'}
