@@ -319,7 +319,8 @@ class Pipeline:
             self._check_expiry(credential)
         with metrics.step('receive'):
             if not self.credentials.receive(credential, header.message_id,
-                                            again=attempt.again):
+                                            again=attempt.again,
+                                            replay=attempt.replay):
                 if credential.message_id == header.message_id:
                     # A ramdisk whose confirm was lost publishes again;
                     # so does an attacker holding the credential.

@@ -269,7 +269,7 @@ class Credentials:
         return credential
 
     def receive(self, credential: Credential, message_id: str,
-                again: bool = False) -> bool:
+                again: bool = False, replay: bool = False) -> bool:
         """Mark the boot's message received and have its broker user
         deleted (by the revoker when there is one, else at once).
 
@@ -278,17 +278,21 @@ class Credentials:
             Only then does the same message id pass: the sender chooses
             message ids, so a second publish under the first one's id (a
             copy, or another body) is another message.
+        :param replay: an operator's replay, which may also reopen a boot
+            whose message was refused (``refused``); nothing else may:
+            a copy that looked the credential up before the refusal was
+            recorded must not pass.
         :returns: True for the first receipt of any message for this boot,
             or the same message again; False when another message was
             received for this boot before.
         """
-        # EXPIRED and REFUSED are accepted too, for an operator's replay:
-        # the pipeline refuses any other message of such a credential
-        # before this.
+        # EXPIRED is accepted too, for an operator's replay: the pipeline
+        # refuses messages received after the expiry before this.
+        allowed = [State.ISSUED, State.EXPIRED]
+        if replay:
+            allowed.append(State.REFUSED)
         won = self.store.transition(credential.boot_id, State.RECEIVED,
-                                    [State.ISSUED, State.EXPIRED,
-                                     State.REFUSED],
-                                    message_id=message_id)
+                                    allowed, message_id=message_id)
         if not won:
             if not again:
                 return False

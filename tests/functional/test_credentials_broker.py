@@ -213,6 +213,11 @@ def test_a_credential_for_one_mac_cannot_serve_a_second_boot(
     assert not credentials.receive(record, again.message_id)
     assert not credentials.receive(record, sealed.message_id)  # a copy
     assert credentials.receive(record, sealed.message_id, again=True)
+    # Its message dead-lettered: only an operator's replay reopens it.
+    assert credentials.store.transition(record.boot_id, State.REFUSED,
+                                        [State.RECEIVED])
+    assert not credentials.receive(record, sealed.message_id, again=True)
+    assert credentials.receive(record, sealed.message_id, replay=True)
     assert len(_get_all(queue)) == 1
 
 

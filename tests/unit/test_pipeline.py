@@ -70,7 +70,8 @@ class World:
                 world.events.append(f'withdraw {to.value}')
                 return True
 
-            def receive(self, credential, message_id, again=False):
+            def receive(self, credential, message_id, again=False,
+                        replay=False):
                 world.events.append('revoke')
                 if credential.message_id not in (None, message_id) or (
                         credential.message_id is not None and not again):
