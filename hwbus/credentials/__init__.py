@@ -297,7 +297,11 @@ class Credentials:
             if not again:
                 return False
             current = self.store.get(credential.boot_id)
-            if current is None or current.message_id != message_id:
+            if current is None or current.message_id != message_id or \
+                    current.state not in (State.RECEIVED.value,
+                                          State.APPLIED.value):
+                # Another message's, or this one's refused (a replay
+                # reopens that above).
                 return False
             if current.user_deleted_at is not None:
                 return True

@@ -211,7 +211,8 @@ def test_receive_gates_in_the_store_and_leaves_the_user_to_the_revoker():
     """The received transition refuses a second message at once; the
     user is not deleted inline."""
     record = types.SimpleNamespace(boot_id='b0', username='u0',
-                                   message_id=None, user_deleted_at=None)
+                                   message_id=None, user_deleted_at=None,
+                                   state='issued')
     submitted = []
 
     class FakeStore:
@@ -220,6 +221,7 @@ def test_receive_gates_in_the_store_and_leaves_the_user_to_the_revoker():
             if record.message_id is not None:
                 return False
             record.message_id = message_id
+            record.state = 'received'
             return True
 
         def get(self, boot_id):
