@@ -112,8 +112,11 @@ def ironic_limit(consumer) -> int:
 
 def test_ironic_down_for_minutes_during_a_burst(sqlite_stack, figure):
     """The limit on applies in flight falls to one while Ironic is down
-    (it answers nothing) and climbs again once it is back (towards the
-    test profile's 4 workers); nothing is lost."""
+    (it answers nothing); once it is back every boot is applied, none
+    lost or applied twice. Whether the limit has climbed again by the
+    end depends on how fast the restarted Ironic answers against the
+    fastest rounds before the outage (CI once saw it still at 1 with
+    all 160 remaining boots drained in 26 s), so that is not asserted."""
     stack = sqlite_stack.start()
     consumer = stack.consumers[0]
     progress = tally.Progress(stack.applied)
@@ -125,9 +128,8 @@ def test_ironic_down_for_minutes_during_a_burst(sqlite_stack, figure):
     time.sleep(120)
     stack.ironic.start()
     back = time.monotonic()
-    result = _settle(stack, burst, figure, 'Ironic down 120 s during a '
-                     'burst', back, progress, down_s=120)
-    assert ironic_limit(consumer) > 1, result
+    _settle(stack, burst, figure, 'Ironic down 120 s during a burst',
+            back, progress, down_s=120)
 
 
 def test_store_unreachable_during_a_burst(broker, clean_ironic, postgres,
