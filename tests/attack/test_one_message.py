@@ -16,30 +16,17 @@ import os
 import time
 
 import pika
-import pytest
 
 from hwbus import envelope, keys
 from hwbus.localstack.common import wait_for
-from tests.attack.test_intake import DEAD, QUEUE, Stack
+from tests.attack import test_intake
+from tests.attack.test_intake import DEAD, QUEUE
 from tests.functional import boots
 
-
-@pytest.fixture(scope='module')
-def module_stack(broker, ironic, tmp_path_factory):
-    stack = Stack(broker, ironic, tmp_path_factory.mktemp('one-message'))
-    boots.get_all(broker, QUEUE)
-    boots.get_all(broker, DEAD)
-    stack.consumer.start()
-    yield stack
-    stack.consumer.stop()
-
-
-@pytest.fixture
-def stack(module_stack):
-    module_stack.ironic.delete_all_nodes()
-    boots.get_all(module_stack.broker, DEAD)
-    yield module_stack
-    assert module_stack.consumer.proc.poll() is None, 'the consumer died'
+# The same stack as test_intake's: one consumer for the module, a clean
+# slate (no nodes, no dead letters) per test.
+module_stack = test_intake.module_stack
+stack = test_intake.stack
 
 
 def _publish(issued, messages: list[tuple[bytes, dict]]) -> int:
