@@ -131,12 +131,11 @@ class Watch:
     def _limit(self) -> None:
         while self.consumer is not None and not self.stop.is_set():
             try:
-                for line in self.consumer.metrics().splitlines():
-                    if line.startswith('hwbus_ironic_concurrency_limit '):
-                        self.run.limit.append(
-                            (self.now(), int(float(line.split()[-1]))))
+                value = self.consumer.gauge('hwbus_ironic_concurrency_limit')
             except requests.RequestException:
-                pass
+                value = None
+            if value is not None:
+                self.run.limit.append((self.now(), int(value)))
             self.stop.wait(1.0)
 
     def wait(self, timeout: float) -> None:

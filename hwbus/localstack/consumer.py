@@ -129,6 +129,13 @@ class ConsumerProcess:
         return requests.get(f'http://127.0.0.1:{self.metrics_port}/metrics',
                             timeout=10).text
 
+    def gauge(self, name: str) -> float | None:
+        """An unlabelled gauge's value (None before it is exposed)."""
+        for line in self.metrics().splitlines():
+            if line.startswith(f'{name} '):
+                return float(line.split()[-1])
+        return None
+
     def counter(self, outcome: str, reason: str = '-') -> float:
         needle = (f'hwbus_messages_total{{outcome="{outcome}",'
                   f'reason="{reason}"}} ')

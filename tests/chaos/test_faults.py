@@ -102,12 +102,9 @@ def test_consumer_sigkill_mid_message_20_times(sqlite_stack, figure):
         if c.state != 'issued'}
 
 
-def ironic_limit(consumer) -> int:
+def ironic_limit(consumer) -> float | None:
     """The consumer's adaptive limit on applies in flight to Ironic."""
-    for line in consumer.metrics().splitlines():
-        if line.startswith('hwbus_ironic_concurrency_limit '):
-            return int(float(line.split()[-1]))
-    raise AssertionError('no hwbus_ironic_concurrency_limit')
+    return consumer.gauge('hwbus_ironic_concurrency_limit')
 
 
 def test_ironic_down_for_minutes_during_a_burst(sqlite_stack, figure):
