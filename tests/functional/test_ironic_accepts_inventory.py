@@ -25,17 +25,20 @@ def _collect(*args):
 
 
 def _enrolled(ironic, macs):
-    """The node that owns all these MACs, once inspection has run."""
+    """The UUID of the node that owns all these MACs, once it has them."""
     ports = [p for p in ironic.ports() if p['address'] in macs]
     if len(ports) != len(macs):
         return None
     (node_uuid,) = {p['node_uuid'] for p in ports}
-    node = ironic.get(f'/v1/nodes/{node_uuid}')
-    return node if node['properties'].get('cpu_arch') else None
+    return node_uuid
 
 
 def _stored(ironic, node_uuid):
-    """The inventory Ironic stored; it appears once the hooks are done."""
+    """The inventory Ironic stored.
+
+    Ironic stores it after every hook has run and saved the node (each
+    hook saves on its own, so properties appear one by one before it).
+    """
     found = {}
     wait_for(lambda: found.update(ironic.get(
         f'/v1/nodes/{node_uuid}/inventory')) or found, 60, 'inventory')
@@ -59,7 +62,9 @@ def _post_and_wait(ironic, document):
     found = {}
     wait_for(lambda: found.update(node=_enrolled(ironic, macs))
              or found['node'], 60, 'enrolled node')
-    return response.json()['node']['uuid'], found['node']
+    _stored(ironic, found['node'])
+    return (response.json()['node']['uuid'],
+            ironic.get(f'/v1/nodes/{found["node"]}'))
 
 
 def test_this_machine_is_enrolled_with_its_ports_arch_and_inventory(
@@ -90,11 +95,6 @@ def test_recorded_machines_are_enrolled_too(clean_ironic, machine):
     node_uuid, node = _post_and_wait(ironic, document)
     inventory = document['inventory']
     root_disk = document['plugin_data']['root_disk']
-    if root_disk:
-        # The hooks save the node more than once; wait for the last.
-        wait_for(lambda: 'local_gb' in ironic.get(
-            f'/v1/nodes/{node_uuid}')['properties'], 60, 'local_gb')
-        node = ironic.get(f'/v1/nodes/{node_uuid}')
     props = node['properties']
     assert props['cpu_arch'] == inventory['cpu']['architecture']
     assert props['memory_mb'] == inventory['memory']['physical_mb']
