@@ -23,7 +23,9 @@ limiters (Netflix's concurrency-limits, Envoy's adaptive concurrency):
   IronicUnavailable, times ``FAILURE_CUT``), once for the applies that were
   in flight together (the failures of applies started before a cut are
   its echo, as TCP cuts once per round trip), so that one bad second
-  does not take the limit to the floor.
+  does not take the limit to the floor. Failures that do take it to the
+  floor forget the baseline: the Ironic that answers after an outage is
+  measured afresh rather than against the one before it.
 
 The limit stays between 1 and ``ceiling`` ([consumer] ironic_concurrency;
 the workers bound it too). A worker waiting for a place calls ``renew``
@@ -138,6 +140,13 @@ class AdaptiveLimit:
         if generation == self._generation:
             self._set(self._limit * FAILURE_CUT)
             self._cut = True
+            if int(self._limit) == 1:
+                # At the floor for failures: Ironic was down or nearly.
+                # What comes back (restarted, failed over, holding more
+                # nodes) has its own speed; holding it to the fastest
+                # windows from before would keep the limit at 1 until
+                # they age out (BASELINE_WINDOWS), so learn it afresh.
+                self._means.clear()
 
     def _end_window(self) -> None:
         """Judge the window that just ended: cut (done already for a

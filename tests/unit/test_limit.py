@@ -126,6 +126,23 @@ def test_ironic_back_after_an_outage_the_limit_grows_again():
     assert lim.limit == 16
 
 
+def test_a_slower_ironic_after_an_outage_is_measured_afresh():
+    """The restarted Ironic answers in twice the time and more (it holds
+    more nodes now): judged against the windows before the outage, every
+    window would be congestion and the limit would stay at 1."""
+    lim, clock, _ = make(ceiling=16)
+    window(lim, clock, 0.1)
+    window(lim, clock, 0.1)
+    assert lim.limit == 16
+    for _ in range(5):
+        window(lim, clock, 0.1, fail=ironic.IronicUnavailable('down'))
+    assert lim.limit == 1 and lim.baseline is None
+    for _ in range(6):
+        window(lim, clock, 0.35)
+    assert lim.limit == 7
+    assert lim.baseline == pytest.approx(0.35)
+
+
 def test_a_waiting_worker_renews_its_claim_and_gets_the_next_place():
     lim = AdaptiveLimit(1, initial=1, wait=0.02)
     renewed = []
