@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from hwbus import bmc, bootparams, sealing
-from hwbus.ramdisk import bmc_account
+from hwbus.ramdisk.bmc_account import ensure
 from hwbus.ramdisk.collectors import bmc as bmc_collector
 from hwbus.ramdisk.probes.sysroot import SystemRoot
 
@@ -35,13 +35,13 @@ def run(root: SystemRoot, params: bootparams.BootParams,
         LOG.warning('BMC account not %s: %s', params.bmc, why)
         errors.append(f'bmc account: {why}')
         plugin_data['bmc_account'] = {
-            'username': bmc_account.DEFAULT_USERNAME, 'mode': params.bmc,
+            'username': ensure.DEFAULT_USERNAME, 'mode': params.bmc,
             'user_id': None, 'action': 'none', 'verified': False,
             'errors': [why]}
         return None
     channel = (plugin_data.get('bmc') or {}).get('channel')
     started = time.monotonic()
-    result = bmc_account.ensure_account(
+    result = ensure.ensure_account(
         root, mode=params.bmc,
         channels=[channel] if isinstance(channel, int) else None)
     LOG.info('BMC account step (%s) took %.2f s', params.bmc,

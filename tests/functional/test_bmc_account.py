@@ -11,7 +11,7 @@ import pytest
 
 from hwbus.localstack.bmc import BmcUser, EmulatedBmc, default_users
 from hwbus.localstack.common import free_port
-from hwbus.ramdisk.bmc_account import ensure_account
+from hwbus.ramdisk.bmc_account.ensure import ensure_account
 from hwbus.ramdisk.collectors.bmc import parse_lan_print
 from hwbus.ramdisk.probes.sysroot import SystemRoot
 

@@ -9,18 +9,17 @@ import string
 
 import pytest
 
-from hwbus.ramdisk import bmc_account
-from hwbus.ramdisk.bmc_account import (
+from hwbus.ramdisk.bmc_account import passwords
+from hwbus.ramdisk.bmc_account.ensure import ensure_account
+from hwbus.ramdisk.bmc_account.parse import (
     UserSlot,
-    ensure_account,
-    find_user,
-    free_slots,
     parse_channel_access,
     parse_channel_info,
     parse_user_list,
     parse_user_summary,
     parse_user_test,
 )
+from hwbus.ramdisk.bmc_account.slots import find_user, free_slots
 from hwbus.ramdisk.probes.sysroot import (
     CommandNotFound,
     CommandResult,
@@ -222,7 +221,7 @@ def test_fresh_account_is_the_first_free_slot_with_20_characters():
     assert (result.user_id, result.action, result.channels) == (
         3, 'created', [1, 2])
     assert len(result.password) == 20
-    assert set(result.password) <= set(bmc_account.PASSWORD_ALPHABET)
+    assert set(result.password) <= set(passwords.PASSWORD_ALPHABET)
     assert result.verified and 'refuses a wrong one' in result.verified_how
     assert (result.privilege, result.enabled) == ('ADMINISTRATOR', True)
     slot = bmc.slots[3]
@@ -411,13 +410,13 @@ esac
 ''')
     tool.chmod(0o755)
     generated = []
-    real = bmc_account.new_password
+    real = passwords.new_password
 
     def remembered(length):
         generated.append(real(length))
         return generated[-1]
 
-    monkeypatch.setattr(bmc_account, 'new_password', remembered)
+    monkeypatch.setattr(passwords, 'new_password', remembered)
     recording = tmp_path / 'recording'
     result = ensure_account(SystemRoot('/', record_to=str(recording)),
                             mode='create', ipmitool=[str(tool)])
@@ -436,7 +435,7 @@ esac
 
 @pytest.mark.parametrize('length', [16, 20])
 def test_passwords_are_letters_and_digits_of_the_asked_length(length):
-    passwords = {bmc_account.new_password(length) for _ in range(50)}
-    assert len(passwords) == 50
+    made = {passwords.new_password(length) for _ in range(50)}
+    assert len(made) == 50
     assert all(len(p) == length and p.isalnum() and p.isascii()
-               for p in passwords)
+               for p in made)

@@ -12,7 +12,9 @@ import pytest
 from hwbus import bmc, bootparams, keys, sealing
 from hwbus.consumer.appliers import Applied, Context, bmcinfo
 from hwbus.consumer.pipeline import APPLIED, DEAD
-from hwbus.ramdisk import bmc_account, bmcstep
+from hwbus.ramdisk import bmcstep
+from hwbus.ramdisk.bmc_account import ensure
+from hwbus.ramdisk.bmc_account.result import AccountResult
 from tests.unit.test_pipeline import DOC, World
 
 PASSWORD = 'Zq8rT2mW9xK4pL7vN3bY'
@@ -193,14 +195,14 @@ def made(monkeypatch):
 
     def ensure_account(root, *, mode, channels=None, **kw):
         calls.append((mode, channels))
-        result = bmc_account.AccountResult(
+        result = AccountResult(
             username='hwbus', mode=mode, user_id=3, channels=[1],
             action='created' if mode == 'create' else 'kept',
             verified=True, verified_how='user test',
             password=PASSWORD if mode == 'create' else None)
         return result
 
-    monkeypatch.setattr(bmc_account, 'ensure_account', ensure_account)
+    monkeypatch.setattr(ensure, 'ensure_account', ensure_account)
     return calls
 
 

@@ -1,55 +1,37 @@
-"""hwbus's own BMC user, created in-band with ipmitool.
+"""ensure_account: the steps that find or make hwbus's BMC user.
 
-Zero-touch enrolment needs BMC credentials nobody typed: the ramdisk, root
-on the machine, makes a dedicated administrator (``hwbus``) through the
-host interface, which needs no password, and the password travels sealed
-to the consumer. The consumer then enrols the node with it.
-
-Two modes:
-
-``create``
-    Find the user named ``hwbus`` (reuse its slot, new password) or the
-    first free slot, and make it an enabled administrator on every LAN
-    channel with a fresh random password.
-``keep``
-    Only find and report the existing user; nothing on the BMC changes
-    (the consumer keeps the password Ironic already has).
-
-Slots 1 (anonymous) and 2 (the vendor's administrator on most BMCs) and
-any slot that holds another user are never changed. Every failure is one
-line in ``AccountResult.errors`` and the function returns: the inventory
-goes out whatever the BMC did. The password is on ipmitool's command line
-(ipmitool takes it nowhere else without a terminal) but never in a step
-name, an error, a log line or a recording (SystemRoot.run's ``redact``).
+In order: the LAN channels, the user list, then (mode create) a slot, a
+password the BMC proves it kept, administrator access on every LAN
+channel, and a read-back of what the BMC now reports. The package's
+docstring (hwbus.ramdisk.bmc_account) states the policy.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
-import secrets
 import traceback
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from hwbus import bmc
-from hwbus.ramdisk.probes.sysroot import (
-    CommandError,
-    CommandNotFound,
-    CommandResult,
-    CommandTimeout,
-    SystemRoot,
+from hwbus.ramdisk.bmc_account import passwords
+from hwbus.ramdisk.bmc_account.parse import (
+    UserSlot,
+    parse_channel_access,
+    parse_channel_info,
+    parse_user_list,
+    parse_user_summary,
+    parse_user_test,
 )
+from hwbus.ramdisk.bmc_account.result import AccountResult
+from hwbus.ramdisk.bmc_account.session import Session, _Stop
+from hwbus.ramdisk.bmc_account.slots import FIRST_SLOT, find_user, free_slots
+from hwbus.ramdisk.probes.sysroot import SystemRoot
 
 LOG = logging.getLogger(__name__)
 
 MODES = ('create', 'keep')
 DEFAULT_USERNAME = bmc.USERNAME
-PASSWORD_ALPHABET = bmc.PASSWORD_ALPHABET
-PASSWORD_LENGTHS = bmc.PASSWORD_LENGTHS
-# Slots below this are never changed: 1 is anonymous, 2 the vendor's admin.
-FIRST_SLOT = 3
 # The privilege hwbus's user gets: 4 is ADMINISTRATOR, what Ironic needs
 # for power, boot device and user management.
 ADMINISTRATOR = 4
@@ -60,226 +42,8 @@ CHANNELS = range(1, 9)
 # Seconds each ipmitool command may take; in-band answers take well under
 # a second, a wedged BMC never answers.
 DEFAULT_TIMEOUT = 10.0
-# Characters of the BMC's own words kept in one error line.
-_DETAIL_CHARS = 200
-# ipmitool's own chatter that says nothing about the command asked for.
-_NOISE = ('Get HPM.x Capabilities request failed',)
 _USERNAME_RE = re.compile(r'^[A-Za-z0-9._-]{1,16}$')
-_FIELD_RE = re.compile(r'^\s*([^:]+?)\s*:\s*(.*?)\s*$')
 
-
-# -- what ipmitool prints -----------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class UserSlot:
-    """One row of ``ipmitool -c user list CH``."""
-
-    id: int
-    name: str
-    callin: bool
-    link_auth: bool
-    ipmi_messaging: bool
-    privilege: str
-
-    @property
-    def looks_free(self) -> bool:
-        """No name and no IPMI messaging: nobody uses it over the network.
-
-        Whether it is enabled is only in ``channel getaccess``, asked
-        before a slot is taken.
-        """
-        return not self.name and not self.ipmi_messaging
-
-
-def _fields(text: str) -> dict[str, str]:
-    """"Key : value" lines as a dict; the first of a repeated key wins."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        match = _FIELD_RE.match(line)
-        if match:
-            fields.setdefault(match.group(1), match.group(2))
-    return fields
-
-
-def parse_user_summary(text: str) -> int | None:
-    """The BMC's number of user slots from ``ipmitool user summary``."""
-    value = _fields(text).get('Maximum IDs', '')
-    return int(value) if value.isdigit() and 0 < int(value) <= 63 else None
-
-
-def parse_user_list(text: str) -> list[UserSlot]:
-    """``ipmitool -c user list`` as slots, ordered by id, each id once.
-
-    Parsed from the right: the last four fields are fixed words, so a
-    name holding commas stays whole. Lines that are not rows are skipped.
-    """
-    slots: dict[int, UserSlot] = {}
-    for line in text.splitlines():
-        fields = line.split(',')
-        if len(fields) < 6 or not fields[0].strip().isdigit():
-            continue
-        user_id = int(fields[0])
-        flags = [f.strip().lower() for f in fields[-4:-1]]
-        if not 1 <= user_id <= 63 or \
-                any(f not in ('true', 'false') for f in flags):
-            continue
-        slots.setdefault(user_id, UserSlot(
-            user_id, ','.join(fields[1:-4]).strip(), flags[0] == 'true',
-            flags[1] == 'true', flags[2] == 'true', fields[-1].strip()))
-    return [slots[k] for k in sorted(slots)]
-
-
-def parse_channel_info(text: str) -> dict[str, str]:
-    """``ipmitool channel info``: medium and (volatile) access mode."""
-    fields = _fields(text)
-    return {'medium': fields.get('Channel Medium Type', ''),
-            'access_mode': fields.get('Access Mode', '')}
-
-
-def parse_channel_access(text: str) -> dict[str, Any]:
-    """``ipmitool channel getaccess CH ID``: one user's state there.
-
-    ``enabled`` is True or False when the BMC reports the user's enable
-    status, None when it says "unknown" (IPMI lets it).
-    """
-    fields = _fields(text)
-    status = fields.get('Enable Status', '').lower()
-    return {'name': fields.get('User Name', ''),
-            'privilege': fields.get('Privilege Level', ''),
-            'ipmi_messaging': fields.get('IPMI Messaging', '') == 'enabled',
-            'enabled': {'enabled': True, 'disabled': False}.get(status)}
-
-
-def parse_user_test(text: str) -> bool | None:
-    """``ipmitool user test``: True accepted, False refused, None unknown."""
-    words = text.strip()
-    if words.startswith('Success'):
-        return True
-    if words.startswith('Failure:'):
-        return False
-    return None
-
-
-def find_user(slots: Iterable[UserSlot], username: str) -> UserSlot | None:
-    """The first slot from FIRST_SLOT on that is named ``username``."""
-    return next((s for s in slots
-                 if s.id >= FIRST_SLOT and s.name == username), None)
-
-
-def free_slots(slots: Iterable[UserSlot],
-               max_ids: int | None = None) -> list[int]:
-    """Slots hwbus may take, in order: unnamed, unused, not 1 or 2."""
-    return [s.id for s in slots
-            if s.id >= FIRST_SLOT and s.looks_free and
-            (max_ids is None or s.id <= max_ids)]
-
-
-def new_password(length: int) -> str:
-    return ''.join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
-
-
-# -- the result -----------------------------------------------------------
-
-@dataclasses.dataclass
-class AccountResult:
-    """What ensure_account did; ``password`` only in ``create`` mode.
-
-    :param action: "created" (a free slot), "reset" (the existing user's
-        password), "kept" (mode keep, found) or "none".
-    :param verified: the BMC confirmed the password (its password test
-        accepted it and refused a wrong one); ``verified_how`` says how,
-        or why not.
-    :param enabled: the user's enable status as the BMC reports it (None:
-        the BMC does not say).
-    """
-
-    username: str
-    mode: str
-    user_id: int | None = None
-    password: str | None = dataclasses.field(default=None, repr=False)
-    channels: list[int] = dataclasses.field(default_factory=list)
-    privilege: str | None = None
-    enabled: bool | None = None
-    action: str = 'none'
-    verified: bool = False
-    verified_how: str = ''
-    errors: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """A usable account: found or made, and nothing went wrong."""
-        return self.user_id is not None and not self.errors
-
-    def public(self) -> dict[str, Any]:
-        """Everything but the password, for logs and plugin data."""
-        fields = dataclasses.asdict(self)
-        del fields['password']
-        fields['password_length'] = len(self.password or '') or None
-        return fields
-
-
-class _Stop(Exception):
-    """A step that leaves nothing more to do; its message is the error."""
-
-
-class _Session:
-    """Runs ipmitool steps through the SystemRoot, one message per failure.
-
-    Every step has a name (the recording's) that holds no password; the
-    passwords generated are remembered so no message can carry them.
-    """
-
-    def __init__(self, root: SystemRoot, ipmitool: Sequence[str],
-                 timeout: float) -> None:
-        self.root = root
-        self.ipmitool = list(ipmitool)
-        self.timeout = timeout
-        self.secrets: list[str] = []
-
-    def run(self, name: str, args: Sequence[str], doing: str,
-            secret: Sequence[str] = ()) -> CommandResult:
-        """Run one step; _Stop when ipmitool could not give an answer."""
-        try:
-            return self.root.run(name, [*self.ipmitool, *args],
-                                 timeout=self.timeout, redact=secret)
-        except CommandTimeout:
-            raise _Stop(f'the BMC did not answer within {self.timeout:g} s '
-                        f'when asked to {doing}') from None
-        except CommandNotFound:
-            raise _Stop(f'{self.ipmitool[0]} is not installed: cannot '
-                        f'{doing}') from None
-        except CommandError as exc:
-            raise _Stop(f'ipmitool could not {doing}: '
-                        f'{self.scrub(str(exc))}') from None
-
-    def must(self, name: str, args: Sequence[str], doing: str,
-             secret: Sequence[str] = ()) -> CommandResult:
-        """Run one step that has to succeed; _Stop when it did not."""
-        result = self.run(name, args, doing, secret)
-        if not result.ok:
-            raise _Stop(self.refused(doing, result))
-        return result
-
-    def refused(self, doing: str, result: CommandResult) -> str:
-        return f'the BMC refused to {doing}: {self.detail(result)}'
-
-    def detail(self, result: CommandResult) -> str:
-        """The BMC's own words: the first two lines that are not chatter."""
-        lines = [line.strip() for line in
-                 (result.stderr + '\n' + result.stdout).splitlines()]
-        lines = [line for line in lines
-                 if line and not line.startswith(_NOISE)]
-        text = '; '.join(lines[:2]) or f'exit status {result.returncode}'
-        text = ''.join(c if c.isprintable() else '?' for c in text)
-        return self.scrub(text)[:_DETAIL_CHARS]
-
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, '***')
-        return text
-
-
-# -- the steps ------------------------------------------------------------
 
 def ensure_account(root: SystemRoot, *, mode: str,
                    ipmitool: Sequence[str] = ('ipmitool',),
@@ -297,7 +61,7 @@ def ensure_account(root: SystemRoot, *, mode: str,
     Never raises: every failure is a line in the result's ``errors``.
     """
     result = AccountResult(username=username, mode=mode)
-    session = _Session(root, ipmitool, timeout)
+    session = Session(root, ipmitool, timeout)
     try:
         if mode not in MODES:
             raise _Stop(f'unknown BMC account mode {mode!r}: '
@@ -326,7 +90,7 @@ def ensure_account(root: SystemRoot, *, mode: str,
     return result
 
 
-def _ensure(session: _Session, result: AccountResult,
+def _ensure(session: Session, result: AccountResult,
             channels: Sequence[int] | None) -> None:
     lan = _lan_channels(session, channels)
     result.channels = sorted(lan)
@@ -389,7 +153,7 @@ def _ensure(session: _Session, result: AccountResult,
             f'on channel {first}, not {ADMINISTRATOR_NAME}')
 
 
-def _lan_channels(session: _Session,
+def _lan_channels(session: Session,
                   channels: Sequence[int] | None) -> dict[int, dict]:
     """LAN channels by number, with what ``channel info`` says of each.
 
@@ -420,7 +184,7 @@ def _lan_channels(session: _Session,
     return found
 
 
-def _take_free_slot(session: _Session, slots: list[UserSlot],
+def _take_free_slot(session: Session, slots: list[UserSlot],
                     max_ids: int | None, channel: int,
                     username: str) -> int:
     """The first free slot whose enable status is not "enabled"."""
@@ -437,7 +201,7 @@ def _take_free_slot(session: _Session, slots: list[UserSlot],
                 f'{last} are all in use; nothing was changed')
 
 
-def _set_password(session: _Session, result: AccountResult,
+def _set_password(session: Session, result: AccountResult,
                   user_id: int) -> None:
     """Set a random password, 20 characters if the BMC keeps them.
 
@@ -447,8 +211,8 @@ def _set_password(session: _Session, result: AccountResult,
     BMC stores whole, and stays unverified.
     """
     refusal, problem = '', None
-    for length in PASSWORD_LENGTHS:
-        password = new_password(length)
+    for length in passwords.PASSWORD_LENGTHS:
+        password = passwords.new_password(length)
         session.secrets.append(password)
         step = session.run(
             f'ipmitool-user-set-password-{user_id}-{length}',
@@ -470,9 +234,9 @@ def _set_password(session: _Session, result: AccountResult,
                        f'character password just set for slot {user_id}')
             result.verified_how = problem
             continue
-        wrong = new_password(length)
+        wrong = passwords.new_password(length)
         while wrong == password:
-            wrong = new_password(length)
+            wrong = passwords.new_password(length)
         session.secrets.append(wrong)
         if _test(session, user_id, length, wrong, 'control') is False:
             result.verified = True
@@ -489,7 +253,7 @@ def _set_password(session: _Session, result: AccountResult,
         result.errors.append(problem)
 
 
-def _test(session: _Session, user_id: int, length: int, password: str,
+def _test(session: Session, user_id: int, length: int, password: str,
           which: str) -> bool | None:
     step = session.run(f'ipmitool-user-test-{user_id}-{length}-{which}',
                        ['user', 'test', str(user_id), str(length),
@@ -499,7 +263,7 @@ def _test(session: _Session, user_id: int, length: int, password: str,
     return parse_user_test(step.stdout)
 
 
-def _lan_access(session: _Session, result: AccountResult, channel: int,
+def _lan_access(session: Session, result: AccountResult, channel: int,
                 info: dict) -> None:
     """Make the channel always available, unless it already is."""
     if info.get('access_mode') == 'always available':
@@ -514,7 +278,7 @@ def _lan_access(session: _Session, result: AccountResult, channel: int,
             + session.refused('make it always available', step))
 
 
-def _read_back(session: _Session, result: AccountResult,
+def _read_back(session: Session, result: AccountResult,
                channel: int) -> None:
     """The user's privilege and enable status, as the BMC reports them."""
     step = session.run(
