@@ -15,7 +15,7 @@ import pytest
 
 from hwbus import bootparams, envelope, keys
 from hwbus.broker import topology
-from hwbus.cmd import manage
+from hwbus.cmd.manage.issue import parse_duration
 from hwbus.credentials import BadMac, normalize_mac
 from hwbus.ramdisk import main, publisher
 
@@ -80,7 +80,7 @@ def test_bad_macs(text):
                                            ('30m', 1800), ('2h', 7200),
                                            ('1d', 86400)])
 def test_durations(text, seconds):
-    assert manage.parse_duration(text) == seconds
+    assert parse_duration(text) == seconds
 
 
 def test_definitions_password_hash_is_rabbitmqs():
