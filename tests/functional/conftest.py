@@ -5,12 +5,15 @@ import pytest
 from hwbus.broker import topology
 from hwbus.broker.management import Management
 from hwbus.credentials import Credentials
+from hwbus.localstack.consumer import ConsumerProcess
 from hwbus.localstack.ironic import IronicServer
 from hwbus.localstack.postgres import PostgresServer
 from hwbus.localstack.rabbitmq import RabbitMQServer
 from hwbus.store import Store
+from tests.functional import boots
 
 CONSUMER_PASSWORD = 'consumer-secret-for-tests'
+QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
 
 
 @pytest.fixture(scope='session')
@@ -71,3 +74,40 @@ def store(tmp_path):
 @pytest.fixture
 def credentials(broker, store):
     return credentials_for(broker, store)
+
+
+class Consumers:
+    """The hwbus-consumer processes of one test."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.processes: list[ConsumerProcess] = []
+
+    def __call__(self, config, name='consumer') -> ConsumerProcess:
+        """A consumer of ``config`` logging to tmp_path/NAME.log, not
+        started yet; it is stopped after the test."""
+        return self.append(ConsumerProcess(config,
+                                           self.tmp_path / f'{name}.log'))
+
+    def append(self, process: ConsumerProcess) -> ConsumerProcess:
+        """Stop ``process``, made some other way, after the test too."""
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+
+@pytest.fixture
+def consumers(broker, tmp_path):
+    """Consumers for one test, on empty queues: after the test every
+    consumer is stopped first, so that the messages it held go back to
+    their queue, and then both queues are emptied again."""
+    boots.get_all(broker, QUEUE)
+    boots.get_all(broker, DEAD)
+    made = Consumers(tmp_path)
+    yield made
+    made.stop()
+    boots.get_all(broker, QUEUE)
+    boots.get_all(broker, DEAD)

@@ -20,9 +20,12 @@ from hwbus.localstack.common import free_port, wait_for
 from hwbus.localstack.consumer import BIN, ConsumerProcess, write_config
 from hwbus.store import State, Store
 from tests.functional import boots
-from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
+from tests.functional.conftest import (
+    CONSUMER_PASSWORD,
+    DEAD,
+    credentials_for,
+)
 
-QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
 NUMBERS = itertools.count(7000)
 
 
@@ -52,9 +55,7 @@ def _one_line(result) -> str:
 
 
 @pytest.fixture
-def site(broker, clean_ironic, tmp_path):
-    boots.get_all(broker, QUEUE)
-    boots.get_all(broker, DEAD)
+def site(broker, clean_ironic, consumers, tmp_path):
     url = f'sqlite:///{tmp_path}/hwbus.sqlite'
     images = tmp_path / 'images'
     images.mkdir()
@@ -71,22 +72,15 @@ def site(broker, clean_ironic, tmp_path):
     s.config = _config(tmp_path / 'hwbus.conf', broker, url,
                        clean_ironic.url,
                        extra=f'\n[bootserver]\nimage_dir = {images}\n')
-    s.consumers = []
+    s.consumers = consumers
 
     def consumer(config=None, name='consumer'):
-        process = ConsumerProcess(config or s.config,
-                                  tmp_path / f'{name}.log')
-        s.consumers.append(process)
-        return process
+        return consumers(config or s.config, name)
 
     s.consumer = consumer
     yield s
-    for process in s.consumers:
-        process.stop()
     if not clean_ironic.running:
         clean_ironic.start()
-    boots.get_all(broker, QUEUE)
-    boots.get_all(broker, DEAD)
 
 
 def test_check_passes_on_a_working_site_and_names_each_fix(site):

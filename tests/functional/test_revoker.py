@@ -11,22 +11,23 @@ the API reachable, that users go within the configured bound.
 import pytest
 
 from hwbus.localstack.common import free_port, wait_for
-from hwbus.localstack.consumer import ConsumerProcess, write_config
+from hwbus.localstack.consumer import write_config
 from hwbus.store import State, Store
 from tests.functional import boots
-from tests.functional.conftest import CONSUMER_PASSWORD, credentials_for
+from tests.functional.conftest import (
+    CONSUMER_PASSWORD,
+    DEAD,
+    credentials_for,
+)
 
-QUEUE, DEAD = 'hwbus.inventory', 'hwbus.inventory.dead'
 # [consumer] revoke_max_delay of these consumers, seconds.
 MAX_DELAY = 5.0
 
 
 @pytest.fixture
-def stack(broker, tmp_path):
+def stack(broker, consumers, tmp_path):
     """Empty queues, a fresh store, and two configs for a null-applier
     consumer: one whose management API is reachable, one whose is not."""
-    boots.get_all(broker, QUEUE)
-    boots.get_all(broker, DEAD)
     url = f'sqlite:///{tmp_path}/hwbus.sqlite'
 
     class Stack:
@@ -45,19 +46,8 @@ def stack(broker, tmp_path):
         f'management_urls = {",".join(broker.management_urls)}',
         f'management_urls = http://127.0.0.1:{free_port()}/'))
     assert s.cut_off.read_text() != text
-    s.consumers = []
-
-    def consumer(config):
-        process = ConsumerProcess(config, tmp_path / 'consumer.log').start()
-        s.consumers.append(process)
-        return process
-
-    s.consumer = consumer
-    yield s
-    for process in s.consumers:
-        process.stop()
-    boots.get_all(broker, QUEUE)
-    boots.get_all(broker, DEAD)
+    s.consumer = lambda config: consumers(config).start()
+    return s
 
 
 def _applied(store, boot_id):
