@@ -17,6 +17,7 @@ own PXE on a wire of its own: ``Guest.on_wire``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import pathlib
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,6 +35,7 @@ from hwbus.localstack.bootserver import BootServer
 from hwbus.localstack.common import TOP, free_port, stop, wait_for
 from hwbus.localstack.consumer import ConsumerProcess, write_config
 from hwbus.store import State
+from tests.e2e.wire import Wire, pxe_wire
 from tests.functional.conftest import (  # noqa: F401 - fixtures
     CONSUMER_PASSWORD,
     broker,
@@ -421,3 +424,47 @@ def site(broker, clean_ironic, image, tmp_path):  # noqa: F811
     s = Site(broker, clean_ironic, image, tmp_path)
     yield s
     s.stop()
+
+
+@contextlib.contextmanager
+def secure_boot_site(broker, ironic, image, tmp_path,  # noqa: F811
+                     extra: str = '') -> Iterator[tuple[Site, Wire]]:
+    """Secure Boot over PXE: the site with the boot server's TFTP on port
+    69 of a wire of its own (tests.e2e.wire; QEMU's user network answers
+    TFTP itself), DHCP there from etc/dnsmasq/hwbus-secureboot.conf;
+    ``extra`` adds [bootserver] options."""
+    with pxe_wire(tmp_path, TOP / 'etc' / 'dnsmasq' /
+                  'hwbus-secureboot.conf') as wire:
+        site = Site(broker, ironic, image, tmp_path,
+                    extra=f'tftp_port = 69\ntftp_host = {wire.host_address}'
+                          f'\n' + extra)
+        try:
+            yield site, wire
+        finally:
+            site.stop()
+
+
+def assert_secure_boot_over_tftp(site, wire: Wire, console: str, *,
+                                 loaders: tuple[str, str],
+                                 arch: str = 'x86_64',
+                                 cpu_arch: str = 'x86_64') -> dict:
+    """What a Secure Boot row proves besides assert_node_is_the_guest:
+    the kernel says Secure Boot is on, so does the guest's inventory,
+    and the boot server sent the whole chain by TFTP (``loaders``: shim
+    and the GRUB shim asks for, then GRUB's config, the per-boot script
+    issued for the guest's MAC from its wire, ``arch``'s kernel and
+    initramfs). Returns what Ironic stored."""
+    assert 'Secure boot enabled' in console, console[-3000:]
+    _, stored = assert_node_is_the_guest(site, console, cpu_arch=cpu_arch,
+                                         boot_mode='uefi')
+    assert stored['plugin_data']['boot_details'] == {'secure_boot': True}
+    images = 'images/' if arch == 'x86_64' else f'images/{arch}/'
+    log = site.bootserver.log.read_text()
+    for line in (*(f'TFTP: sent {name}' for name in loaders),
+                 'TFTP: sent grub/grub.cfg',
+                 f'for {GUEST_MACS[0]} ({arch}, boot.grub) to '
+                 f'{wire.host_address[:-1]}',
+                 f'TFTP: sent {images}vmlinuz',
+                 f'TFTP: sent {images}initramfs.zst'):
+        assert line in log, (line, log[-3000:])
+    return stored

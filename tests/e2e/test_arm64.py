@@ -16,6 +16,10 @@ per-boot ``/boot.grub?mac=...&arch=arm64`` (which issues the
 credential), then the arm64 kernel and initramfs over HTTP from
 ``image_dir/arm64/``. Debian's signed ``grubnetaa64.efi`` cannot do
 this: it has no HTTP client and, started by HTTP boot, finds no config.
+
+Secure Boot (AAVMF's variable store with Microsoft's keys) boots as on
+x86-64 (test_uefi.py): UEFI PXE on a wire of its own, Debian's signed
+shim, GRUB and kernel all by TFTP from the boot server.
 """
 
 from __future__ import annotations
@@ -37,13 +41,19 @@ from tests.e2e.conftest import (
     Guest,
     Site,
     assert_node_is_the_guest,
+    assert_secure_boot_over_tftp,
+    secure_boot_site,
 )
 
 AAVMF_CODE = pathlib.Path('/usr/share/AAVMF/AAVMF_CODE.fd')
 AAVMF_VARS = pathlib.Path('/usr/share/AAVMF/AAVMF_VARS.fd')
+# Microsoft's keys enrolled, Secure Boot on (the code is the same file).
+AAVMF_VARS_MS = pathlib.Path('/usr/share/AAVMF/AAVMF_VARS.ms.fd')
 # QEMU's virt machine maps two 64 MiB flash banks; a smaller image is
 # refused, a larger one does not fit.
 PFLASH_BYTES = 64 * 2 ** 20
+# UEFI PXE guests: PXEv4 only (PXEv6 would find no offer first).
+IPV4_PXE_ONLY = ('-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n')
 CPU = 'cortex-a57'
 # What QEMU 7.2's TCG cortex-a57 shows in /proc/cpuinfo, so what the cpu
 # collector must report for it: the Features line as flags, and, having
@@ -74,23 +84,28 @@ def arm64_image():
 class Arm64Guest(Guest):
     """The conftest's guest as an arm64 server: virt, AAVMF, PL011."""
 
-    def __init__(self, workdir: pathlib.Path) -> None:
+    def __init__(self, workdir: pathlib.Path, secure: bool = False
+                 ) -> None:
         super().__init__(workdir)
-        self.firmware = 'AAVMF (arm64 UEFI)'  # what _start prints, if it does
+        self.secure = secure
+        self.firmware = ('AAVMF (arm64 UEFI, Secure Boot)' if secure
+                         else 'AAVMF (arm64 UEFI)')
 
     def _argv(self) -> list[str]:
-        for firmware in (AAVMF_CODE, AAVMF_VARS):
+        template = AAVMF_VARS_MS if self.secure else AAVMF_VARS
+        for firmware in (AAVMF_CODE, template):
             assert firmware.stat().st_size == PFLASH_BYTES, firmware
         variables = self.workdir / 'AAVMF_VARS.fd'
-        shutil.copyfile(AAVMF_VARS, variables)
+        shutil.copyfile(template, variables)
         argv = ['qemu-system-aarch64', '-M', 'virt', '-cpu', CPU,
                 '-accel', 'tcg', '-m', str(GUEST_RAM_MB), '-smp', '2',
                 '-no-reboot', '-display', 'none', '-monitor', 'none',
                 '-serial', f'file:{self.console}',
                 '-drive', f'if=pflash,format=raw,unit=0,readonly=on,'
                           f'file={AAVMF_CODE}',
-                '-drive', f'if=pflash,format=raw,unit=1,file={variables}',
-                *HTTP_ONLY]
+                '-drive', f'if=pflash,format=raw,unit=1,file={variables}']
+        # HTTP boot: the firmware's PXE off; Secure Boot boots by PXE.
+        argv += IPV4_PXE_ONLY if self.secure else HTTP_ONLY
         for n, (serial, size) in enumerate(GUEST_DISKS):
             disk = self.workdir / f'disk{n}.img'
             with open(disk, 'wb') as f:
@@ -119,14 +134,21 @@ class Arm64Guest(Guest):
         return self._start([*self._argv(), *self._nics(bootfile)])
 
 
+def image_dir(arm64_image: pathlib.Path, tmp_path: pathlib.Path
+              ) -> pathlib.Path:
+    """A boot server image_dir whose arm64/ is the arm64 image."""
+    images = tmp_path / 'images'
+    images.mkdir()
+    (images / 'arm64').symlink_to(arm64_image)
+    return images
+
+
 @pytest.fixture
 def arm64_site(broker, clean_ironic, arm64_image, tmp_path):
     """The site with arm64 images (image_dir/arm64/), arm64's console and
     the HTTP-boot GRUB as the boot server's arm64 loader."""
-    images = tmp_path / 'images'
-    images.mkdir()
-    (images / 'arm64').symlink_to(arm64_image)
-    s = Site(broker, clean_ironic, images, tmp_path,
+    s = Site(broker, clean_ironic, image_dir(arm64_image, tmp_path),
+             tmp_path,
              extra='arm64_kernel_args = console=ttyAMA0\n'
                    f'grub_aa64 = {arm64_image / "grubhttpaa64.efi"}\n')
     s.bootfile = f'http://10.0.2.2:{s.bootserver.port}/grubnetaa64.efi'
@@ -157,3 +179,28 @@ def test_an_unknown_arm64_server_http_boots_into_ironic_and_powers_off(
     assert cpu['frequency'] == CPU_FREQUENCY
     log = site.bootserver.log.read_text()
     assert 'issued boot' in log
+
+
+def test_arm64_secure_boot_over_pxe_runs_shim_grub_and_the_signed_kernel(
+        broker, clean_ironic, arm64_image, tmp_path):
+    """AAVMF with Microsoft's keys, Secure Boot enforced: UEFI PXE
+    (client arch 11; etc/dnsmasq/hwbus-secureboot.conf) loads Debian's
+    signed arm64 shim by TFTP from the boot server, shim verifies
+    Debian's signed grubnetaa64 (asked for as grubaa64.efi), GRUB reads
+    grub/grub.cfg and the per-boot boot.grub (the credential) and loads
+    Debian's signed arm64 kernel, which shim verifies; the guest's own
+    inventory says Secure Boot was on."""
+    with secure_boot_site(
+            broker, clean_ironic, image_dir(arm64_image, tmp_path),
+            tmp_path, extra='arm64_kernel_args = console=ttyAMA0\n'
+                            f'shim_aa64 = {arm64_image / "shimaa64.efi"}\n'
+                            f'grub_aa64 = {arm64_image / "grubnetaa64.efi"}'
+                            f'\n') as (site, wire):
+        guest = Arm64Guest(site.tmp, secure=True).on_wire(wire)
+        took = guest.wait_off(timeout=1800)
+        print(f'\narm64 Secure Boot over PXE, shim -> GRUB -> signed '
+              f'kernel (all TFTP), to power-off (TCG, {CPU}): {took:.1f} s')
+        assert_secure_boot_over_tftp(
+            site, wire, guest.text(), loaders=('shimaa64.efi',
+                                               'grubaa64.efi'),
+            arch='arm64', cpu_arch='aarch64')

@@ -17,15 +17,14 @@ Three firmware paths of x86-64 UEFI (docs/bootserver.md):
 import pathlib
 import subprocess
 
-from hwbus.localstack.common import TOP
 from tests.e2e.conftest import (
-    GUEST_MACS,
     Guest,
     Site,
     assert_node_is_the_guest,
+    assert_secure_boot_over_tftp,
     image_size,
+    secure_boot_site,
 )
-from tests.e2e.wire import pxe_wire
 
 GRUB_MODULES = ('fat', 'part_gpt', 'part_msdos', 'efinet', 'net', 'http',
                 'linux', 'normal', 'configfile', 'echo', 'test', 'sleep',
@@ -95,30 +94,12 @@ def test_secure_boot_over_pxe_runs_shim_grub_and_the_signed_kernel(
     issued by the boot server for the MAC GRUB names) and loads the
     Debian-signed kernel, which shim verifies; the guest's own inventory
     says Secure Boot was on."""
-    with pxe_wire(tmp_path, TOP / 'etc' / 'dnsmasq' /
-                  'hwbus-secureboot.conf') as wire:
-        site = Site(broker, clean_ironic, image, tmp_path,
-                    extra=f'tftp_port = 69\ntftp_host = '
-                          f'{wire.host_address}\n')
-        try:
-            guest = Guest(site.tmp, firmware='uefi-secure').on_wire(wire)
-            took = guest.wait_off(timeout=900)
-            console = guest.text()
-            print(f'\nSecure Boot over PXE, shim -> GRUB -> signed kernel '
-                  f'(all TFTP), to power-off under {guest.accel}: '
-                  f'{took:.1f} s; image {image_size(site.image)}')
-            assert 'Secure boot enabled' in console, console[-3000:]
-            _, stored = assert_node_is_the_guest(site, console,
-                                                 boot_mode='uefi')
-            assert stored['plugin_data']['boot_details'] == {
-                'secure_boot': True}
-            log = site.bootserver.log.read_text()
-            for line in ('TFTP: sent shimx64.efi', 'TFTP: sent grubx64.efi',
-                         'TFTP: sent grub/grub.cfg',
-                         f'for {GUEST_MACS[0]} (x86_64, boot.grub) to '
-                         f'{wire.host_address[:-1]}',
-                         'TFTP: sent images/vmlinuz',
-                         'TFTP: sent images/initramfs.zst'):
-                assert line in log, (line, log[-3000:])
-        finally:
-            site.stop()
+    with secure_boot_site(broker, clean_ironic, image, tmp_path) as (
+            site, wire):
+        guest = Guest(site.tmp, firmware='uefi-secure').on_wire(wire)
+        took = guest.wait_off(timeout=900)
+        print(f'\nSecure Boot over PXE, shim -> GRUB -> signed kernel '
+              f'(all TFTP), to power-off under {guest.accel}: '
+              f'{took:.1f} s; image {image_size(site.image)}')
+        assert_secure_boot_over_tftp(site, wire, guest.text(),
+                                     loaders=('shimx64.efi', 'grubx64.efi'))

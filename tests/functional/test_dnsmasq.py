@@ -74,7 +74,8 @@ print(json.dumps(found))
 @pytest.mark.parametrize('conf', [CONF, CONF.parent / 'hwbus-secureboot.conf'])
 def test_the_example_passes_dnsmasqs_own_check(conf):
     """hwbus-secureboot.conf's answers are proven by a firmware's own PXE:
-    tests/e2e/test_uefi.py boots a Secure Boot guest with it."""
+    tests/e2e/test_uefi.py boots an x86-64 Secure Boot guest with it,
+    tests/e2e/test_arm64.py an arm64 one (client arch 11)."""
     result = subprocess.run(['dnsmasq', '--test', f'--conf-file={conf}'],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
