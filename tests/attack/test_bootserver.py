@@ -33,10 +33,13 @@ GRUB_SIZE = 4 * 2 ** 20
 
 
 @pytest.fixture
-def site(broker, ironic, tmp_path):
+def site(broker, ironic, tmp_path, request):
     """A boot server on its own store and the real Ironic, with the
-    default limits."""
+    default limits; ``[bootserver]`` options of a test's own come as
+    the fixture's parameter (``indirect=True``)."""
     port, tftp_port = free_port(), free_port()
+    own = ''.join(f'{k} = {v}\n' for k, v in
+                  getattr(request, 'param', {}).items())
     url = f'sqlite:///{tmp_path}/hwbus.sqlite'
     images = tmp_path / 'images'
     images.mkdir()
@@ -51,7 +54,7 @@ def site(broker, ironic, tmp_path):
               f'image_dir = {images}\nheader_timeout = {HEADER_TIMEOUT}\n'
               f'image_threads = 2\nsend_timeout = 3\n'
               f'grub_x64 = {grub}\nshim_x64 =\n'
-              f'tftp_port = {tftp_port}\n')
+              f'tftp_port = {tftp_port}\n{own}')
     server = BootServer(config, tmp_path / 'bootserver.log', port).start()
     server.tftp_port = tftp_port
     server.store = Store(url)
@@ -491,3 +494,200 @@ def test_boot_grub_refuses_hostile_text_and_issues_like_boot_ipxe(
     log = site.log.read_text()
     assert f'for {mac} (x86_64, boot.grub) to 127.0.0.41' in log
     assert not any(c in log for c in '\x1b\xe9')
+
+
+# -- slow readers (min_download_rate) ----------------------------------------
+SLOW_ADDRESSES = [f'127.0.5.{n}' for n in range(1, 9)]
+SLOW_PLACES = 4 * len(SLOW_ADDRESSES)  # downloads_per_client (4) each
+SLOW_READ, SLOW_EVERY = 4096, 0.25  # 16 KiB/s per connection
+SLOW_SITE = {'max_downloads': SLOW_PLACES, 'min_download_rate': 65536,
+             'download_grace': 5}
+INITRAMFS = 64 * 2 ** 20
+
+
+class _SlowReaders:
+    """Every download place, taken by connections that ask for the
+    64 MiB initramfs and read it at 16 KiB/s; a connection that ends is
+    opened again from its address while ``reconnect`` is set (an
+    attacker keeps its places). A connection that got its 200 and ended
+    short of the whole file was cut: its socket is kept open (as the
+    attacker would) and its port noted."""
+
+    def __init__(self, site) -> None:
+        import threading
+
+        self.site = site
+        self.open: list[dict] = []
+        self.cut: list[dict] = []  # 200, then the server ended it short
+        self.refused = 0  # 429 or 503 on a reconnect
+        self.reconnect = True
+        self.stop = threading.Event()
+        for source in SLOW_ADDRESSES:
+            for _ in range(4):
+                self._connect(source)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _connect(self, source: str) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_READ)
+        sock.bind((source, 0))
+        sock.connect(('127.0.0.1', self.site.port))
+        sock.sendall(b'GET /images/initramfs.zst HTTP/1.1\r\n'
+                     b'Host: 127.0.0.1\r\n\r\n')
+        sock.setblocking(False)
+        self.open.append({'sock': sock, 'source': source, 'head': b'',
+                          'read': 0, 'port': sock.getsockname()[1]})
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for conn in list(self.open):
+                try:
+                    data = conn['sock'].recv(SLOW_READ)
+                except BlockingIOError:
+                    continue
+                except OSError:  # reset: the server aborted it
+                    data = b''
+                if data:
+                    conn['read'] += len(data)
+                    conn['head'] = (conn['head'] + data)[:16]
+                    continue
+                self.open.remove(conn)
+                if conn['head'].startswith(b'HTTP/1.1 200'):
+                    self.cut.append(conn)  # the socket stays open
+                else:
+                    self.refused += 1
+                    conn['sock'].close()
+                if self.reconnect:
+                    self._connect(conn['source'])
+            time.sleep(SLOW_EVERY)
+
+    def serving(self) -> int:
+        return sum(c['head'].startswith(b'HTTP/1.1 200') for c in self.open)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        for conn in self.open + self.cut:
+            conn['sock'].close()
+
+
+def _server_side(port: int, peers: set[int]) -> list[int]:
+    """Send queues (bytes) of the boot server's sockets connected to
+    these client ports, from /proc/net/tcp."""
+    queues = []
+    for line in open('/proc/net/tcp').read().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if (int(local.split(':')[1], 16) == port
+                and int(remote.split(':')[1], 16) in peers):
+            queues.append(int(fields[4].split(':')[0], 16))
+    return queues
+
+
+def _download(site, path: str, source: str, deadline: float
+              ) -> tuple[bytes, int]:
+    """``path`` whole, asked again (as firmware retries a boot) while
+    the answer is 429 or 503; (the bytes, how many refusals)."""
+    refused = 0
+    while True:
+        conn = http.client.HTTPConnection('127.0.0.1', site.port,
+                                          timeout=TIMEOUT,
+                                          source_address=(source, 0))
+        try:
+            conn.request('GET', path)
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status not in (429, 503):
+            assert response.status == 200, (response.status, body[:200])
+            return body, refused
+        refused += 1
+        assert time.monotonic() < deadline, f'refused {refused} times'
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize('site', [SLOW_SITE], indirect=True)
+def test_slow_readers_are_cut_and_a_real_machine_downloads(site):
+    """Slow readers (16 KiB/s each, under min_download_rate) take every
+    download place and take each place again as soon as they lose it.
+    A real machine still gets its boot script at once and, retrying as
+    firmware does, the whole image; every slow connection is cut, each
+    cut logged once, and a cut connection's unsent data is dropped
+    (reset), not left queued on the server while the attacker keeps its
+    socket open."""
+    readers = _SlowReaders(site)
+    try:
+        deadline = time.monotonic() + 30
+        while readers.serving() < SLOW_PLACES:
+            assert time.monotonic() < deadline, readers.serving()
+            time.sleep(0.1)
+        started = time.monotonic()
+        # every place is taken: a download from elsewhere waits
+        status, _, _ = _request(site, 'GET', '/images/vmlinuz',
+                                source='127.0.0.2')
+        assert status == 503
+        status, _, text = _request(site, 'GET',
+                                   '/boot.ipxe?mac=52:54:00:aa:bb:50',
+                                   source='127.0.0.2')
+        _assert_boot_script(status, text)
+        image, refused = _download(site, '/images/initramfs.zst',
+                                   '127.0.0.2', time.monotonic() + 120)
+        waited = time.monotonic() - started
+        assert len(image) == INITRAMFS
+        readers.reconnect = False
+        deadline = time.monotonic() + 120
+        while readers.open:  # the ones that got a place again
+            assert time.monotonic() < deadline, len(readers.open)
+            time.sleep(0.5)
+        assert len(readers.cut) >= SLOW_PLACES
+        assert all(c['read'] < INITRAMFS for c in readers.cut)
+        # the attacker still holds its sockets: the server's side is gone
+        time.sleep(1)
+        queued = _server_side(site.port, {c['port'] for c in readers.cut})
+        assert sum(queued) == 0, queued
+        log = site.log.read_text()
+        cuts = re.findall(r'GET /images/initramfs\.zst to (127\.0\.5\.\d+) '
+                          r'cut: ', log)
+        assert len(cuts) == len(readers.cut), (len(cuts), len(readers.cut))
+        assert set(cuts) == set(SLOW_ADDRESSES)
+        read = [c['read'] for c in readers.cut]
+    finally:
+        readers.close()
+    print(f'\n{SLOW_PLACES} downloads at 16 KiB/s holding every place '
+          f'(max_downloads {SLOW_PLACES}), reconnecting when cut: a boot '
+          f'script at once; the real machine\'s 64 MiB download after '
+          f'{refused} refusals, {waited:.1f} s from the attack; '
+          f'{len(readers.cut)} slow connections cut after '
+          f'{min(read) / 1024:.0f}-{max(read) / 1024:.0f} KiB, '
+          f'{readers.refused} reconnects refused; server-side send queues '
+          f'of cut connections: {sum(queued)} bytes')
+
+
+def test_a_refusal_names_no_node_nor_state(site, clean_ironic):
+    """Asking for the MAC of a node in use tells the asker that this
+    machine is not to be inspected now, and nothing about the node
+    behind the MAC (its UUID, its provision state), over iPXE's, GRUB's
+    and GRUB's TFTP path; the boot server's log has the detail."""
+    from tests import tftp
+
+    mac = '52:54:00:ee:05:01'
+    node = clean_ironic.enroll('available', ports=(mac,))
+    before = _credentials(site)
+    answers = []
+    for path in (f'/boot.ipxe?mac={mac}', f'/boot.grub?mac={mac}'):
+        status, _, text = _request(site, 'GET', path, source='127.0.0.80')
+        assert status == 403, text
+        answers.append(text)
+    answers.append(tftp.Client(site.tftp_port, source='127.0.0.80').get(
+        f'boot.grub?mac={mac}&arch=x86_64').decode())
+    for text in answers:
+        assert 'not to be inspected now' in text, text
+        assert 'exit 1' in text
+        for secret in (node['uuid'], node['uuid'][:8], 'available',
+                       'provision', 'node'):
+            assert secret not in text.lower(), (secret, text)
+    assert _credentials(site) == before
+    log = site.log.read_text()
+    assert f'port of node {node["uuid"]} (provision state "available")' in log
