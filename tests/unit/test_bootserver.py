@@ -76,15 +76,24 @@ def test_no_credential_is_issued_when_the_images_are_missing(tmp_path):
         response.get_data(as_text=True)
 
 
-def test_a_mac_ironic_says_is_in_use_gets_no_credential(tmp_path):
+def test_a_mac_ironic_says_is_in_use_gets_no_credential(tmp_path, caplog):
+    """Refused, told only that it is not to be inspected now; the
+    binding rule's reason (the node, its state) is logged, not sent."""
+    caplog.set_level(logging.INFO, logger='hwbus.bootserver')
     creds = FakeCredentials()
     in_use = '52:54:00:ab:cd:ef'
     app = create_app(creds, _conf(tmp_path), refusal_for=lambda mac: (
-        f'{mac} is a port of node n1' if mac == in_use else None))
+        f'{mac} is a port of node n1 (provision state "active")'
+        if mac == in_use else None))
     client = app.test_client()
-    refused = client.get(f'/boot.ipxe?mac={in_use}')
-    assert refused.status_code == 403
-    assert 'port of node n1' in refused.get_data(as_text=True)
+    for path in ('/boot.ipxe', '/boot.grub'):
+        refused = client.get(f'{path}?mac={in_use}')
+        assert refused.status_code == 403
+        text = refused.get_data(as_text=True)
+        assert f'{in_use}: this machine is not to be inspected now' in text
+        assert 'n1' not in text and 'active' not in text
+    assert caplog.text.count('port of node n1 (provision state "active")'
+                             ) == 2
     assert client.get('/boot.ipxe?mac=52:54:00:ab:cd:01').status_code == 200
     assert creds.issued == ['52:54:00:ab:cd:01']
 
