@@ -513,7 +513,7 @@ SLOW_READ, SLOW_EVERY = 4096, 0.25  # 16 KiB/s per connection
 SLOW_WINDOW = 64 * 1024
 # send_timeout as by default: 16 KiB/s never waits that long for room
 SLOW_SITE = {'max_downloads': SLOW_PLACES, 'min_download_rate': 65536,
-             'download_grace': 5, 'send_timeout': 60}
+             'download_grace': 8, 'send_timeout': 60}
 INITRAMFS = 64 * 2 ** 20
 
 
