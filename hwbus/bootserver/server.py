@@ -29,7 +29,7 @@ connection costs a socket and a little memory, not a thread:
 * a request with a body is refused before anything reads the body (the
   boot server takes none), so a slowly sent body holds no thread either;
 * a client that does not accept the next part of a response within
-  ``send_timeout`` has the response abandoned and its thread freed;
+  ``send_timeout`` has its connection cut (below) and its thread freed;
 * a download must keep up ``min_download_rate`` bytes a second, counted
   from the start of its response with ``download_grace`` seconds of
   allowance (at time t it must have delivered rate * (t - grace)
