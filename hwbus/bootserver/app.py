@@ -9,7 +9,10 @@ refusals and log lines. Refusals (a malformed MAC or architecture, a
 rate limit, too many outstanding credentials, the broker unreachable)
 answer a script too, which prints why on the machine's console and
 exits, so firmware falls through to its next boot device instead of
-hanging.
+hanging. The script says what the machine needs and no more: a MAC of a
+node in use is told it is not to be inspected now, while the node's
+UUID and provision state, which anyone could ask about by MAC, go to
+the log only.
 
 ``arch=`` (iPXE's ``${buildarch}``, GRUB's ``$grub_cpu``) picks the
 image: ``image_dir`` holds the x86-64 kernel and initramfs, and one
@@ -66,12 +69,21 @@ LOADERS = {'shimx64.efi': 'shim_x64', 'grubx64.efi': 'grub_x64',
 DIALECTS = (Ipxe, Grub)
 
 
-class _Refused(Exception):
-    """A boot request that gets no credential: why, and the HTTP status."""
+# What a machine whose MAC belongs to a node in use is told. The
+# binding rule's reason names the node's UUID and provision state, which
+# anyone asking for the MAC would learn: that goes to the log only.
+NOT_NOW = 'this machine is not to be inspected now'
 
-    def __init__(self, why: str, status: int) -> None:
+
+class _Refused(Exception):
+    """A boot request that gets no credential: why (what the client is
+    told), the HTTP status, and the operator's detail for the log when
+    it says more than the client may learn."""
+
+    def __init__(self, why: str, status: int,
+                 detail: str | None = None) -> None:
         super().__init__(why)
-        self.why, self.status = why, status
+        self.why, self.status, self.detail = why, status, detail
 
 
 def is_download(path: str) -> bool:
@@ -208,7 +220,7 @@ def create_app(credentials: Credentials, settings: Any,
             raise _Refused(why, 429)
         why = refusal_for(mac) if refusal_for else None
         if why:
-            raise _Refused(why, 403)
+            raise _Refused(f'{mac}: {NOT_NOW}', 403, detail=why)
         missing = missing_images(group, arch)
         if missing:  # a credential the machine could not use
             raise _Refused(f'{", ".join(missing)} missing in [bootserver] '
@@ -251,12 +263,13 @@ def create_app(credentials: Credentials, settings: Any,
         return flask.Response(text, status=status,
                               mimetype=dialect.mimetype)
 
-    def _refuse(dialect: Any, why: str, status: int, client: str
-                ) -> flask.Response:
+    def _refuse(dialect: Any, why: str, status: int, client: str,
+                detail: str | None = None) -> flask.Response:
         """A script that prints why and exits, so the firmware moves on
-        to its next boot device; one log line naming the client."""
+        to its next boot device; one log line naming the client, with
+        ``detail`` (the operator's) in place of ``why`` when given."""
         LOG.warning('boot request from %s refused (%d): %s', client, status,
-                    printable(why))
+                    printable(detail or why))
         return _answer(dialect, dialect.refusal(why), status)
 
     def _boot_script(dialect: Any) -> flask.Response:
@@ -279,7 +292,8 @@ def create_app(credentials: Credentials, settings: Any,
             return _answer(dialect, dialect.boot(boot))
         # logged outside the except block: oslo.log would append the
         # exception's text, which quotes the client's raw value
-        return _refuse(dialect, refused.why, refused.status, client)
+        return _refuse(dialect, refused.why, refused.status, client,
+                       refused.detail)
 
     @app.get('/boot.ipxe', provide_automatic_options=False)
     def boot_ipxe() -> flask.Response:

@@ -29,14 +29,36 @@ connection costs a socket and a little memory, not a thread:
 * a request with a body is refused before anything reads the body (the
   boot server takes none), so a slowly sent body holds no thread either;
 * a client that does not accept the next part of a response within
-  ``send_timeout`` has the response abandoned and its thread freed.
+  ``send_timeout`` has its connection cut (below) and its thread freed;
+* a download must keep up ``min_download_rate`` bytes a second, counted
+  from the start of its response with ``download_grace`` seconds of
+  allowance (at time t it must have delivered rate * (t - grace)
+  bytes). Delivered means acknowledged by the client: the bytes given
+  to the connection less those still in asyncio's buffer and the
+  kernel's send queue (SIOCOUTQ), so a send buffer the kernel grew
+  gives no credit. Without it, 512 readers at 16 KB/s each held every
+  download place for as long as they liked. A download that falls
+  behind is cut, and its address gets no new download for
+  ``download_grace`` seconds (429), so an attacker cannot take the
+  place back the moment it is freed while real machines wait. Holding
+  a place therefore costs min_download_rate bytes a second for as long
+  as it is held, or a new address every grace period;
+* a cut connection (either limit) is reset, not closed: SO_LINGER 0 and
+  the transport aborted, so neither asyncio's buffer nor the kernel's
+  send queue keeps megabytes for a peer that does not read (a plain
+  close waits for asyncio's buffer to drain, for ever, and then leaves
+  the kernel's queue to an orphaned socket).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
+import socket
+import struct
+import termios
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +66,7 @@ from a2wsgi import WSGIMiddleware
 
 from hwbus.bootserver.app import is_download
 from hwbus.bootserver.ratelimit import Slots
+from hwbus.bootserver.scripts import printable
 
 LOG = logging.getLogger(__name__)
 
@@ -58,17 +81,117 @@ CIPHERS = ('ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:'
            '!aDSS:!SHA1:!AESCCM')
 
 
+class _Connection:
+    """The TCP connection under an ASGI ``send`` of Hypercorn's: how
+    much of what was given to it the client has not acknowledged yet,
+    and a way to reset it.
+
+    ASGI gives an application no handle on its connection, so this
+    follows the bound methods Hypercorn passes down (the stream's
+    ``app_send``, the protocol's ``stream_send``, the TCP server's
+    ``protocol_send``) to the server's ``StreamWriter``. When that
+    changes in another Hypercorn, ``of()`` returns None and downloads
+    are measured by the writes that completed and ended by a close, as
+    before (tests/attack/test_bootserver.py notices: it checks the
+    server's side of a cut connection is gone)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    @classmethod
+    def of(cls, send: Any) -> _Connection | None:
+        for _ in range(6):
+            owner = getattr(send, '__self__', None)
+            if owner is None:
+                return None
+            writer = getattr(owner, 'writer', None)
+            if isinstance(writer, asyncio.StreamWriter):
+                return cls(writer)
+            send = getattr(owner, 'send', None)
+        return None
+
+    def unsent(self) -> int:
+        """Bytes given to the connection the client has not acknowledged:
+        asyncio's buffer and the kernel's send queue (TLS records count
+        a few bytes more than the data they carry)."""
+        queued = self.writer.transport.get_write_buffer_size()
+        sock = self.writer.get_extra_info('socket')
+        if sock is not None:
+            try:
+                out = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
+                                  b'\0\0\0\0')
+                queued += struct.unpack('i', out)[0]
+            except OSError:
+                pass
+        return queued
+
+    def reset(self) -> None:
+        """End the connection at once and drop what it still holds: an
+        RST instead of a FIN behind megabytes nobody reads."""
+        sock = self.writer.get_extra_info('socket')
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                struct.pack('ii', 1, 0))
+            except OSError:
+                pass
+        self.writer.transport.abort()
+
+
+class _Pace:
+    """The minimum rate of a download: at ``t`` seconds from its start
+    it must have delivered ``rate * (t - grace)`` bytes. Measured from
+    the start, a fast beginning earns a later stall (a firmware pausing
+    for its disk), while holding a place for t seconds always costs
+    about rate * t bytes, however they are spread."""
+
+    def __init__(self, rate: int, grace: float) -> None:
+        self.rate, self.grace = rate, grace
+        self.start: float | None = None
+
+    def behind(self, delivered: int, now: float) -> str | None:
+        """Why the download is cut now, None while it keeps up."""
+        if self.start is None:
+            self.start = now
+        elapsed = now - self.start
+        if self.rate <= 0 or elapsed <= self.grace:
+            return None
+        if delivered >= self.rate * (elapsed - self.grace):
+            return None
+        return (f'{delivered} bytes delivered in {elapsed:.1f} s, under '
+                f'min_download_rate {self.rate} B/s after download_grace '
+                f'{self.grace:.0f} s')
+
+
 class _SendDeadline:
-    """An ASGI ``send`` that gives up on a client that stops reading.
+    """An ASGI ``send`` that cuts a client that stops reading, or, with a
+    ``pace``, reads a download too slowly.
 
-    After one write waited ``timeout`` seconds, every later message is
-    dropped: the WSGI thread then runs through the rest of its response
-    at once and is free, and Hypercorn closes the unfinished response's
-    connection."""
+    The connection is reset (``_Connection.reset``) and every later
+    message dropped: the WSGI thread then runs through the rest of its
+    response at once and is free, and Hypercorn finds the connection
+    gone. One log line per cut, through ``on_cut`` when given (the
+    front counts cuts and keeps the address from taking a download
+    place again at once)."""
 
-    def __init__(self, send: Send, timeout: float, client: str) -> None:
+    def __init__(self, send: Send, timeout: float, client: str,
+                 what: str = 'response',
+                 on_cut: Callable[[_SendDeadline, str], None] | None = None
+                 ) -> None:
         self.send, self.timeout, self.client = send, timeout, client
+        self.what, self.on_cut = what, on_cut
         self.abandoned = False
+        self.pace: _Pace | None = None
+        self.connection = _Connection.of(send)
+        self.given = 0  # body bytes handed to Hypercorn
+        self.written = 0  # of those, in sends that completed
+
+    def delivered(self) -> int:
+        """Body bytes the client acknowledged (about: headers, which it
+        got first, are not counted)."""
+        if self.connection is None:
+            return self.written
+        return max(0, self.given - self.connection.unsent())
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if self.abandoned:
@@ -76,12 +199,47 @@ class _SendDeadline:
         if message['type'] == 'http.response.start':
             message = {**message, 'headers': [
                 (_title_case(k), v) for k, v in message['headers']]}
+        loop = asyncio.get_running_loop()
+        if self.pace is not None:
+            why = self.pace.behind(self.delivered(), loop.time())
+            if why:
+                self.cut(why)
+                return
+        size = len(message.get('body', b''))
+        self.given += size
+        sending = asyncio.ensure_future(self.send(message))
+        started, tick = loop.time(), min(1.0, self.timeout)
         try:
-            await asyncio.wait_for(self.send(message), self.timeout)
-        except TimeoutError:
-            self.abandoned = True
-            LOG.warning('response to %s abandoned: the client accepted '
-                        'nothing for %.0f s', self.client, self.timeout)
+            while not (await asyncio.wait({sending}, timeout=tick))[0]:
+                now = loop.time()
+                why = None
+                if now - started >= self.timeout:
+                    why = (f'the client accepted nothing for '
+                           f'{self.timeout:.0f} s (send_timeout)')
+                elif self.pace is not None:
+                    why = self.pace.behind(self.delivered(), now)
+                if why:
+                    sending.cancel()
+                    self.cut(why)
+                    await asyncio.gather(sending, return_exceptions=True)
+                    return
+        except asyncio.CancelledError:  # the server stops
+            sending.cancel()
+            raise
+        sending.result()
+        self.written += size
+
+    def cut(self, why: str) -> None:
+        """Reset the connection and drop the rest of the response."""
+        if self.abandoned:
+            return
+        self.abandoned = True
+        if self.connection is not None:
+            self.connection.reset()
+        if self.on_cut is not None:
+            self.on_cut(self, why)
+        else:
+            LOG.warning('%s to %s cut: %s', self.what, self.client, why)
 
 
 def _title_case(name: bytes) -> bytes:
@@ -168,7 +326,8 @@ class Front:
     def __init__(self, wsgi_app: Any, threads: int = 8,
                  image_threads: int = 8, send_timeout: float = 60.0,
                  max_header_size: int = 8192, downloads_per_client: int = 4,
-                 max_downloads: int = 512) -> None:
+                 max_downloads: int = 512, min_download_rate: int = 0,
+                 download_grace: float = 20.0) -> None:
         # a2wsgi's and Hypercorn's typed scopes describe the same ASGI
         # dictionaries this class passes on.
         self.scripts: Any = WSGIMiddleware(wsgi_app, workers=threads)
@@ -177,6 +336,35 @@ class Front:
         self.send_timeout = send_timeout
         self.max_header_size = max_header_size
         self.downloads = Slots(downloads_per_client, max_downloads)
+        self.min_download_rate = min_download_rate
+        self.download_grace = download_grace
+        self.cuts = 0  # connections cut since the start (in the log)
+        # addresses whose download was cut: no new one until then
+        self.cut_until: dict[str, float] = {}
+
+    def _cut(self, deadline: _SendDeadline, why: str) -> None:
+        """One cut: logged once, counted, and, for a download, its
+        address kept from taking a place again for download_grace."""
+        self.cuts += 1
+        LOG.warning('%s to %s cut: %s (%d cut since the start)',
+                    deadline.what, deadline.client, why, self.cuts)
+        if deadline.pace is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if len(self.cut_until) >= 4 * self.downloads.total:
+            self.cut_until = {k: v for k, v in self.cut_until.items()
+                              if v > now}
+        self.cut_until[deadline.client] = now + self.download_grace
+
+    def _waits(self, client: str) -> float:
+        """Seconds ``client`` must still wait after a cut download."""
+        until = self.cut_until.get(client)
+        if until is None:
+            return 0.0
+        left = until - asyncio.get_running_loop().time()
+        if left <= 0:
+            del self.cut_until[client]
+        return max(0.0, left)
 
     async def __call__(self, scope: dict[str, Any], receive: Any,
                        send: Send) -> None:
@@ -195,10 +383,22 @@ class Front:
             await _answer(send, 413, 'request bodies are not accepted\n')
             return
         client = (scope.get('client') or ('-',))[0]
-        deadline = _SendDeadline(send, self.send_timeout, client)
+        what = (f'{printable(scope["method"], 10)} '
+                f'{printable(scope["path"], 100)}')
+        deadline = _SendDeadline(send, self.send_timeout, client, what,
+                                 self._cut)
         if not is_download(scope['path']):
             await self.scripts(scope, receive, deadline)
             return
+        wait = self._waits(client)
+        if wait:
+            await _answer(send, 429, f'a download from this address was '
+                          f'cut for being too slow; retry in '
+                          f'{wait + 1:.0f} s\n')
+            return
+        if self.min_download_rate:
+            deadline.pace = _Pace(self.min_download_rate,
+                                  self.download_grace)
         refused = self.downloads.take(client)
         if refused == Slots.PER_CLIENT:
             await _answer(send, 429, 'too many downloads from this address '
@@ -249,7 +449,8 @@ def serve(wsgi_app: Any, group: Any,
 
     front: Any = Front(wsgi_app, group.threads, group.image_threads,
                        group.send_timeout, group.max_header_size,
-                       group.downloads_per_client, group.max_downloads)
+                       group.downloads_per_client, group.max_downloads,
+                       group.min_download_rate, group.download_grace)
 
     async def both() -> None:
         udp = None

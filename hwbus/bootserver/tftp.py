@@ -24,15 +24,22 @@ refused. Against a hostile network:
   once the client acknowledged that OACK from the address and port it
   asked from (a forger never sees the OACK, so it cannot acknowledge it
   without guessing the port);
-* a transfer the client has not acknowledged yet is "unconfirmed": its
-  first packet is sent ``UNCONFIRMED_RETRIES`` more times at most, one
-  second apart, and at most ``MAX_UNCONFIRMED`` exist (a new request
-  ends the oldest), so forged requests cannot hold the transfer places
-  or send much to the forged addresses;
+* a transfer the client has not acknowledged yet is "unconfirmed", and
+  at most ``MAX_UNCONFIRMED`` exist (a new request ends the oldest), so
+  forged requests cannot hold the transfer places. Its first packet
+  goes to an address nobody has shown it receives at, so it sends no
+  more packets than requests arrived in that address's name: an OACK
+  (smaller than the request that asked for it) is sent
+  ``UNCONFIRMED_RETRIES`` more times at most, one second apart; a first
+  data block (a request without options: 516 bytes for a request of 20
+  or so) is sent once, and again only when the same request is repeated
+  from the same port (a client that lost it asks again, as RFC 1350
+  has it), ``UNCONFIRMED_RETRIES`` times at most;
 * a file name must be short printable ASCII; a client address may have
   ``downloads_per_client`` transfers under way and the server
   ``max_downloads``; a repeated read request of a transfer under way is
-  dropped (GRUB repeats its request when the answer is slow); packets
+  otherwise dropped (GRUB repeats its request when the answer is slow);
+  packets
   from any other address or port on a transfer's socket are ignored,
   never answered.
 
@@ -220,6 +227,8 @@ class _Transfer(asyncio.DatagramProtocol):
         self.peer = peer
         self.inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
         self.transport: Any = None
+        self.last = b''  # the packet exchange() sends
+        self.resends = 0  # left for repeated requests (resend())
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -232,6 +241,7 @@ class _Transfer(asyncio.DatagramProtocol):
                        retries: int = RETRIES) -> bool:
         """Send ``packet`` until the client acknowledges block ``want``
         (True) or gives up or stops answering (False)."""
+        self.last = packet
         for _ in range(retries + 1):
             self.transport.sendto(packet, self.peer)
             deadline = asyncio.get_running_loop().time() + timeout
@@ -253,6 +263,13 @@ class _Transfer(asyncio.DatagramProtocol):
                 # an older ACK: ignore it (no Sorcerer's Apprentice)
         return False
 
+    def resend(self) -> None:
+        """The client repeated its request: send the packet it waits for
+        once more, while resends are left (one packet per request)."""
+        if self.resends > 0 and self.last and self.transport is not None:
+            self.resends -= 1
+            self.transport.sendto(self.last, self.peer)
+
 
 class Server(asyncio.DatagramProtocol):
     """The listening socket: read requests start transfers."""
@@ -268,6 +285,8 @@ class Server(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task] = set()
         # transfers whose client acknowledged nothing yet, oldest first
         self.unconfirmed: dict[tuple[str, int, str], asyncio.Task] = {}
+        # unconfirmed first data blocks, sent again on a repeated request
+        self.repeatable: dict[tuple[str, int, str], _Transfer] = {}
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -288,6 +307,8 @@ class Server(asyncio.DatagramProtocol):
             return
         key = (*peer, name)
         if key in self.active:  # the client repeated itself: it is served
+            if key in self.repeatable:  # and may have lost the first block
+                self.repeatable[key].resend()
             return
         refused = self.slots.take(peer[0])
         if refused == Slots.PER_CLIENT:
@@ -314,6 +335,7 @@ class Server(asyncio.DatagramProtocol):
         self.tasks.discard(task)
         self.active.discard(key)
         self.unconfirmed.pop(key, None)
+        self.repeatable.pop(key, None)
         self.slots.give(key[0])
         if not task.cancelled() and task.exception() is not None:
             LOG.error('TFTP transfer to %s failed: %s', key[0],
@@ -412,10 +434,21 @@ class Server(asyncio.DatagramProtocol):
             chunk = buffered[offset - start:offset - start + blksize]
             packet = struct.pack('!HH', DATA, block & 0xffff) + chunk
             confirmed = key not in self.unconfirmed
-            if not await transfer.exchange(
-                    packet, block & 0xffff,
-                    timeout if confirmed else min(timeout, 1.0),
-                    RETRIES if confirmed else UNCONFIRMED_RETRIES):
+            if confirmed:
+                wait, retries = timeout, RETRIES
+            else:
+                # nobody acknowledged anything: this block may be going
+                # to a forged address. Sent once, and once more per
+                # repeated request; waited for as long as the OACK's
+                # tries take.
+                wait = min(timeout, 1.0) * (1 + UNCONFIRMED_RETRIES)
+                retries = 0
+                transfer.resends = UNCONFIRMED_RETRIES
+                self.repeatable[key] = transfer
+            acknowledged = await transfer.exchange(
+                packet, block & 0xffff, wait, retries)
+            self.repeatable.pop(key, None)
+            if not acknowledged:
                 if confirmed:
                     LOG.warning('TFTP transfer of %s to %s ended at block '
                                 '%d: the client stopped answering',

@@ -45,6 +45,27 @@ OPTS = [
                     'about 200 KiB of buffers. Serve the images from nginx '
                     '(or kernel_url, initrd_url) for more machines at '
                     'once.'),
+    cfg.IntOpt('min_download_rate', default=32768, min=0,
+               help='Bytes per second a download (/images/, the firmware '
+                    'loaders, the boot disk images over HTTP) must keep '
+                    'up, counted from the start of its response with '
+                    'download_grace seconds of allowance: at t seconds it '
+                    'must have been acknowledged rate * (t - '
+                    'download_grace) bytes. A download that falls behind '
+                    'is cut (the connection reset) and its address gets '
+                    'no new download for download_grace seconds, so slow '
+                    'readers cannot hold the max_downloads places. The '
+                    'default, 32 KiB/s, is a fraction of what firmware '
+                    'gets on any LAN (megabytes a second) and slower than '
+                    'a machine could use: at 32 KiB/s a 60 MiB initramfs '
+                    'takes over 30 minutes, twice credential_ttl. Holding '
+                    'a place costs an attacker this rate for as long as '
+                    'it is held (512 places: 16 MiB/s). 0: no minimum.'),
+    cfg.FloatOpt('download_grace', default=20.0, min=1.0,
+                 help='Seconds of allowance min_download_rate gives a '
+                      'download (TCP slow start, a firmware that pauses), '
+                      'and how long an address whose download was cut '
+                      'waits for a new one (answered 429 meanwhile).'),
     cfg.FloatOpt('header_timeout', default=10.0, min=1.0,
                  help='Seconds a client has to send a complete request '
                       'head, from the moment it connects (after the TLS '

@@ -33,9 +33,10 @@ GRUB_SIZE = 4 * 2 ** 20
 
 
 @pytest.fixture
-def site(broker, ironic, tmp_path):
+def site(broker, ironic, tmp_path, request):
     """A boot server on its own store and the real Ironic, with the
-    default limits."""
+    default limits; ``[bootserver]`` options of a test's own come as
+    the fixture's parameter (``indirect=True``)."""
     port, tftp_port = free_port(), free_port()
     url = f'sqlite:///{tmp_path}/hwbus.sqlite'
     images = tmp_path / 'images'
@@ -45,13 +46,14 @@ def site(broker, ironic, tmp_path):
         f.truncate(64 * 2 ** 20)  # larger than any socket buffer
     grub = tmp_path / 'grubx64.efi'  # /hwbus-x64.img: ~GRUB's size, and
     grub.write_bytes(os.urandom(GRUB_SIZE))  # random: no compression
+    options = {'host': '127.0.0.1', 'port': port, 'image_dir': images,
+               'header_timeout': HEADER_TIMEOUT, 'image_threads': 2,
+               'send_timeout': 3, 'grub_x64': grub, 'shim_x64': '',
+               'tftp_port': tftp_port, **getattr(request, 'param', {})}
     config = write_config(
         tmp_path / 'hwbus.conf', broker, url, ironic.url, CONSUMER_PASSWORD,
-        extra=f'\n[bootserver]\nhost = 127.0.0.1\nport = {port}\n'
-              f'image_dir = {images}\nheader_timeout = {HEADER_TIMEOUT}\n'
-              f'image_threads = 2\nsend_timeout = 3\n'
-              f'grub_x64 = {grub}\nshim_x64 =\n'
-              f'tftp_port = {tftp_port}\n')
+        extra='\n[bootserver]\n' + ''.join(f'{k} = {v}\n'
+                                           for k, v in options.items()))
     server = BootServer(config, tmp_path / 'bootserver.log', port).start()
     server.tftp_port = tftp_port
     server.store = Store(url)
@@ -214,8 +216,10 @@ def test_one_client_flooding_many_macs_is_limited_per_client(site):
 
 def test_clients_that_stop_reading_images_do_not_delay_boot_scripts(site):
     """More stalled image downloads than image threads: boot scripts and
-    health checks are still answered, and the stalled responses are
-    abandoned after send_timeout (3 s here), freeing the image threads."""
+    health checks are still answered, and the stalled connections are
+    cut after send_timeout (3 s here), freeing the image threads: reset,
+    so the server keeps none of their unsent data; their address waits
+    download_grace for a new download, others do not."""
     stalled = []
     for _ in range(4):  # image_threads = 2
         sock = socket.socket()
@@ -234,18 +238,25 @@ def test_clients_that_stop_reading_images_do_not_delay_boot_scripts(site):
     assert _request(site, 'GET', '/healthz')[0] == 200
 
     def abandoned() -> int:
-        return site.log.read_text().count('abandoned: the client accepted')
+        return site.log.read_text().count(
+            'cut: the client accepted nothing for 3 s (send_timeout)')
 
     deadline = time.monotonic() + 30
     while abandoned() < 4 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert abandoned() == 4
+    time.sleep(0.5)
+    ports = {sock.getsockname()[1] for sock in stalled}
+    assert _server_side(site.port, ports) == []  # reset: nothing queued
     status, _, text = _request(site, 'GET', '/images/vmlinuz')
+    assert status == 429 and 'too slow' in text  # download_grace (20 s)
+    status, _, text = _request(site, 'GET', '/images/vmlinuz',
+                               source='127.0.0.5')
     assert (status, text) == (200, 'kernel\n')
     for sock in stalled:
         sock.close()
     print(f'\n4 stalled image downloads (2 image threads): a real boot in '
-          f'{boot * 1000:.0f} ms; all 4 abandoned after send_timeout')
+          f'{boot * 1000:.0f} ms; all 4 cut after send_timeout')
 
 
 def _rss(site) -> int:
@@ -417,7 +428,7 @@ def test_macs_of_nodes_in_use_get_no_credential(site, clean_ironic):
     clean_ironic.enroll('inspect wait', ports=(inspected,))
     before = _credentials(site)
     status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={in_use}')
-    assert status == 403 and 'does not await discovery' in text
+    assert status == 403 and 'not to be inspected now' in text
     assert _credentials(site) == before
     for mac in (inspected, unknown):
         status, _, text = _request(site, 'GET', f'/boot.ipxe?mac={mac}')
@@ -468,7 +479,7 @@ def test_boot_grub_refuses_hostile_text_and_issues_like_boot_ipxe(
         echo, _, leave = text.splitlines()
         assert len(grub_words(echo)) == 2 and leave == 'exit 1', path
     status, _, text = _request(site, 'GET', f'/boot.grub?mac={in_use}')
-    assert status == 403 and 'does not await discovery' in text
+    assert status == 403 and 'not to be inspected now' in text
     assert grub_words(text.splitlines()[0])[0] == 'echo'
     assert _credentials(site) == before
     mac = '52:54:00:ee:01:03'
@@ -491,3 +502,216 @@ def test_boot_grub_refuses_hostile_text_and_issues_like_boot_ipxe(
     log = site.log.read_text()
     assert f'for {mac} (x86_64, boot.grub) to 127.0.0.41' in log
     assert not any(c in log for c in '\x1b\xe9')
+
+
+# -- slow readers (min_download_rate) ----------------------------------------
+SLOW_ADDRESSES = [f'127.0.5.{n}' for n in range(1, 9)]
+SLOW_PLACES = 4 * len(SLOW_ADDRESSES)  # downloads_per_client (4) each
+SLOW_READ, SLOW_EVERY = 4096, 0.25  # 16 KiB/s per connection
+# a receive window of a few reads: a window under loopback's MSS (64 KiB)
+# makes TCP's silly-window avoidance stall the sender for a minute
+SLOW_WINDOW = 64 * 1024
+# send_timeout as by default: 16 KiB/s never waits that long for room
+SLOW_SITE = {'max_downloads': SLOW_PLACES, 'min_download_rate': 65536,
+             'download_grace': 8, 'send_timeout': 60}
+INITRAMFS = 64 * 2 ** 20
+
+
+class _SlowReaders:
+    """Every download place, taken by connections that ask for the
+    64 MiB initramfs and read it at 16 KiB/s; a connection that ends is
+    opened again from its address while ``reconnect`` is set (an
+    attacker keeps its places). A connection that got its 200 and ended
+    short of the whole file was cut: its socket is kept open (as the
+    attacker would) and its port noted."""
+
+    def __init__(self, site) -> None:
+        import threading
+
+        self.site = site
+        self.open: list[dict] = []
+        self.cut: list[dict] = []  # 200, then the server ended it short
+        self.refused = 0  # 429 or 503 on a reconnect
+        self.reconnect = True
+        self.stop = threading.Event()
+        for source in SLOW_ADDRESSES:
+            for _ in range(4):
+                self._connect(source)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _connect(self, source: str) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_WINDOW)
+        sock.bind((source, 0))
+        sock.connect(('127.0.0.1', self.site.port))
+        sock.sendall(b'GET /images/initramfs.zst HTTP/1.1\r\n'
+                     b'Host: 127.0.0.1\r\n\r\n')
+        sock.setblocking(False)
+        self.open.append({'sock': sock, 'source': source, 'head': b'',
+                          'read': 0, 'port': sock.getsockname()[1]})
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for conn in list(self.open):
+                try:
+                    data = conn['sock'].recv(SLOW_READ)
+                except BlockingIOError:
+                    continue
+                except OSError:  # reset: the server aborted it
+                    data = b''
+                if data:
+                    conn['read'] += len(data)
+                    conn['head'] = (conn['head'] + data)[:16]
+                    continue
+                self.open.remove(conn)
+                if conn['head'].startswith(b'HTTP/1.1 200'):
+                    self.cut.append(conn)  # the socket stays open
+                else:
+                    self.refused += 1
+                    conn['sock'].close()
+                if self.reconnect:
+                    self._connect(conn['source'])
+            time.sleep(SLOW_EVERY)
+
+    def serving(self) -> int:
+        return sum(c['head'].startswith(b'HTTP/1.1 200') for c in self.open)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        for conn in self.open + self.cut:
+            conn['sock'].close()
+
+
+def _server_side(port: int, peers: set[int]) -> list[int]:
+    """Send queues (bytes) of the boot server's sockets connected to
+    these client ports, from /proc/net/tcp."""
+    queues = []
+    for line in open('/proc/net/tcp').read().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if (int(local.split(':')[1], 16) == port
+                and int(remote.split(':')[1], 16) in peers):
+            queues.append(int(fields[4].split(':')[0], 16))
+    return queues
+
+
+def _download(site, path: str, source: str, deadline: float
+              ) -> tuple[bytes, int]:
+    """``path`` whole, asked again (as firmware retries a boot) while
+    the answer is 429 or 503; (the bytes, how many refusals)."""
+    refused = 0
+    while True:
+        conn = http.client.HTTPConnection('127.0.0.1', site.port,
+                                          timeout=TIMEOUT,
+                                          source_address=(source, 0))
+        try:
+            conn.request('GET', path)
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status not in (429, 503):
+            assert response.status == 200, (response.status, body[:200])
+            return body, refused
+        refused += 1
+        assert time.monotonic() < deadline, f'refused {refused} times'
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize('site', [SLOW_SITE], indirect=True)
+def test_slow_readers_are_cut_and_a_real_machine_downloads(site):
+    """Slow readers (16 KiB/s each, under min_download_rate) take every
+    download place and take each place again as soon as they lose it.
+    A real machine still gets its boot script at once and, retrying as
+    firmware does, the whole image; every slow connection is cut, each
+    cut logged once, and a cut connection's unsent data is dropped
+    (reset), not left queued on the server while the attacker keeps its
+    socket open."""
+    readers = _SlowReaders(site)
+    try:
+        deadline = time.monotonic() + 30
+        while readers.serving() < SLOW_PLACES:
+            assert time.monotonic() < deadline, readers.serving()
+            time.sleep(0.1)
+        started = time.monotonic()
+        # every place is taken: a download from elsewhere waits
+        status, _, _ = _request(site, 'GET', '/images/vmlinuz',
+                                source='127.0.0.2')
+        assert status == 503
+        status, _, text = _request(site, 'GET',
+                                   '/boot.ipxe?mac=52:54:00:aa:bb:50',
+                                   source='127.0.0.2')
+        _assert_boot_script(status, text)
+        image, refused = _download(site, '/images/initramfs.zst',
+                                   '127.0.0.2', time.monotonic() + 120)
+        waited = time.monotonic() - started
+        assert len(image) == INITRAMFS
+        # the attackers take their places back once their addresses may
+        # (429 meanwhile), and lose them again: a second round of cuts,
+        # and another machine downloads while they keep at it
+        deadline = time.monotonic() + 120
+        while len(readers.cut) < 2 * SLOW_PLACES:
+            assert time.monotonic() < deadline, len(readers.cut)
+            time.sleep(0.5)
+        assert readers.refused > 0
+        image, refused_again = _download(site, '/images/initramfs.zst',
+                                         '127.0.0.3', time.monotonic() + 120)
+        assert len(image) == INITRAMFS
+        readers.reconnect = False
+        deadline = time.monotonic() + 120
+        while readers.open:  # the ones that got a place again
+            assert time.monotonic() < deadline, len(readers.open)
+            time.sleep(0.5)
+        assert all(c['read'] < INITRAMFS for c in readers.cut)
+        # the attacker still holds its sockets: the server's side is gone
+        time.sleep(1)
+        queued = _server_side(site.port, {c['port'] for c in readers.cut})
+        assert sum(queued) == 0, queued
+        log = site.log.read_text()
+        cuts = re.findall(r'GET /images/initramfs\.zst to (127\.0\.5\.\d+) '
+                          r'cut: ', log)
+        assert len(cuts) == len(readers.cut), (len(cuts), len(readers.cut))
+        assert set(cuts) == set(SLOW_ADDRESSES)
+        read = [c['read'] for c in readers.cut]
+    finally:
+        readers.close()
+    print(f'\n{SLOW_PLACES} downloads at 16 KiB/s holding every place '
+          f'(max_downloads {SLOW_PLACES}), reconnecting when cut: a boot '
+          f'script at once; the real machine\'s 64 MiB download after '
+          f'{refused} refusals, {waited:.1f} s from the attack, another '
+          f'after {refused_again} refusals while they kept at it; '
+          f'{len(readers.cut)} slow connections cut after '
+          f'{min(read) / 1024:.0f}-{max(read) / 1024:.0f} KiB, '
+          f'{readers.refused} reconnects refused; server-side send queues '
+          f'of cut connections: {sum(queued)} bytes')
+
+
+def test_a_refusal_names_no_node_nor_state(site, clean_ironic):
+    """Asking for the MAC of a node in use tells the asker that this
+    machine is not to be inspected now, and nothing about the node
+    behind the MAC (its UUID, its provision state), over iPXE's, GRUB's
+    and GRUB's TFTP path; the boot server's log has the detail."""
+    from tests import tftp
+
+    mac = '52:54:00:ee:05:01'
+    node = clean_ironic.enroll('available', ports=(mac,))
+    before = _credentials(site)
+    answers = []  # from three addresses: per_mac_burst is 2 per address
+    for path, source in ((f'/boot.ipxe?mac={mac}', '127.0.0.80'),
+                         (f'/boot.grub?mac={mac}', '127.0.0.81')):
+        status, _, text = _request(site, 'GET', path, source=source)
+        assert status == 403, text
+        answers.append(text)
+    answers.append(tftp.Client(site.tftp_port, source='127.0.0.82').get(
+        f'boot.grub?mac={mac}&arch=x86_64').decode())
+    for text in answers:
+        assert 'not to be inspected now' in text, text
+        assert 'exit 1' in text
+        for secret in (node['uuid'], node['uuid'][:8], 'available',
+                       'provision', 'node'):
+            assert secret not in text.lower(), (secret, text)
+    assert _credentials(site) == before
+    log = site.log.read_text()
+    assert f'port of node {node["uuid"]} (provision state "available")' in log

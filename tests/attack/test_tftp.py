@@ -282,3 +282,66 @@ def test_block_sizes_a_loader_may_ask(site):
         for blksize in (8, 512, 1024, 1468, 65464, None):
             assert client.get('images/vmlinuz', blksize=blksize) == \
                 kernel.read_bytes(), (size, blksize)
+
+
+def _packets(sock: socket.socket, wait: float) -> list[bytes]:
+    """Every datagram arriving at ``sock`` within ``wait`` seconds."""
+    got, deadline = [], time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            got.append(sock.recvfrom(70000)[0])
+        except TimeoutError:
+            break
+    return got
+
+
+def test_a_request_without_options_sends_one_packet_per_request(site):
+    """A read request without options (no OACK to answer: the first
+    data block goes straight to the address it names) from an address
+    that never acknowledges makes one packet go there, not one per
+    retransmission; the same request repeated from that port gets one
+    packet per repeat, so a forged source gets at most as many packets
+    as were sent in its name. A real option-less client that loses the
+    first block recovers by repeating its request, as RFC 1350 has it,
+    and reads the file whole; so does one that loses nothing."""
+    server = ('127.0.0.1', site.tftp_port)
+    grub = (site.config.parent / 'grubx64.efi').read_bytes()
+    forged = tftp.Client(site.tftp_port, source='127.0.6.1').socket()
+    forged.sendto(tftp.rrq('grubx64.efi'), server)
+    first = _packets(forged, 5)  # past every retransmission of before
+    assert [p[:4] for p in first] == [struct.pack('!HH', tftp.DATA, 1)]
+    assert len(first[0]) == 4 + 512
+    for _ in range(3):
+        forged.sendto(tftp.rrq('grubx64.efi'), server)
+    again = _packets(forged, 5)
+    assert 1 <= len(again) <= 3, len(again)
+    assert all(p[:4] == struct.pack('!HH', tftp.DATA, 1) for p in again)
+    forged.close()
+
+    # a client whose first block is lost: it asks again, then reads
+    lossy = tftp.Client(site.tftp_port, source='127.0.6.2').socket()
+    lossy.sendto(tftp.rrq('grubx64.efi'), server)
+    lossy.recvfrom(2000)  # lost on the way, as far as the client knows
+    lossy.sendto(tftp.rrq('grubx64.efi'), server)
+    data, peer = bytearray(), None
+    block = 1
+    while True:
+        packet, addr = lossy.recvfrom(2000)
+        peer = peer or addr
+        assert addr == peer and packet[:4] == struct.pack(
+            '!HH', tftp.DATA, block & 0xffff), packet[:4]
+        data += packet[4:]
+        lossy.sendto(tftp.ack(block), peer)
+        if len(packet) - 4 < 512:
+            break
+        block += 1
+    lossy.close()
+    assert bytes(data) == grub
+    client = tftp.Client(site.tftp_port, source='127.0.6.3')
+    assert client.get('grubx64.efi', blksize=None, tsize=False) == grub
+    assert client.get('images/vmlinuz', blksize=None,
+                      tsize=False) == b'kernel\n'
+    print(f'\nTFTP without options: 1 packet to a silent address, '
+          f'{len(again)} for 3 repeats; a client that lost block 1 read '
+          f'{len(grub)} bytes after asking again')

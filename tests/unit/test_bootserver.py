@@ -76,15 +76,24 @@ def test_no_credential_is_issued_when_the_images_are_missing(tmp_path):
         response.get_data(as_text=True)
 
 
-def test_a_mac_ironic_says_is_in_use_gets_no_credential(tmp_path):
+def test_a_mac_ironic_says_is_in_use_gets_no_credential(tmp_path, caplog):
+    """Refused, told only that it is not to be inspected now; the
+    binding rule's reason (the node, its state) is logged, not sent."""
+    caplog.set_level(logging.INFO, logger='hwbus.bootserver')
     creds = FakeCredentials()
     in_use = '52:54:00:ab:cd:ef'
     app = create_app(creds, _conf(tmp_path), refusal_for=lambda mac: (
-        f'{mac} is a port of node n1' if mac == in_use else None))
+        f'{mac} is a port of node n1 (provision state "active")'
+        if mac == in_use else None))
     client = app.test_client()
-    refused = client.get(f'/boot.ipxe?mac={in_use}')
-    assert refused.status_code == 403
-    assert 'port of node n1' in refused.get_data(as_text=True)
+    for path in ('/boot.ipxe', '/boot.grub'):
+        refused = client.get(f'{path}?mac={in_use}')
+        assert refused.status_code == 403
+        text = refused.get_data(as_text=True)
+        assert f'{in_use}: this machine is not to be inspected now' in text
+        assert 'n1' not in text and 'active' not in text
+    assert caplog.text.count('port of node n1 (provision state "active")'
+                             ) == 2
     assert client.get('/boot.ipxe?mac=52:54:00:ab:cd:01').status_code == 200
     assert creds.issued == ['52:54:00:ab:cd:01']
 
@@ -721,3 +730,111 @@ def test_bios_ipxe_says_i386_and_gets_the_x86_64_image(tmp_path):
                  ).get_data(as_text=True)
     assert 'kernel http://localhost/images/vmlinuz ' in text
     assert creds.issued == ['52:54:00:00:00:01']
+
+
+# -- minimum download rate (min_download_rate, download_grace) -------------
+def test_a_download_must_deliver_the_rate_after_the_grace():
+    pace = server._Pace(1000, 2.0)
+    assert pace.behind(0, 100.0) is None  # starts the clock
+    assert pace.behind(0, 102.0) is None  # the grace
+    assert pace.behind(999, 103.0) is not None  # 1,000 due by now
+    assert pace.behind(1000, 103.0) is None
+    # a fast start earns a stall later, never more than its bytes' worth
+    assert pace.behind(10000, 111.9) is None
+    assert 'min_download_rate 1000' in pace.behind(10000, 112.1)
+    assert server._Pace(0, 2.0).behind(0, 1e9) is None  # 0: no minimum
+
+
+def test_a_slow_reader_is_cut_once_and_the_rest_dropped(caplog):
+    """A client that accepts each part, but slower than the minimum: cut
+    (one log line), everything after it dropped."""
+    async def scenario():
+        writes = []
+
+        async def trickle(message):
+            writes.append(message)
+            await asyncio.sleep(0.05)  # 100 bytes each: 2,000 B/s
+
+        send = server._SendDeadline(trickle, 10.0, '10.0.0.5',
+                                    'GET /images/x')
+        send.pace = server._Pace(10000, 0.1)
+        for _ in range(40):
+            await send({'type': 'http.response.body', 'body': b'x' * 100,
+                        'more_body': True})
+        return send.abandoned, len(writes)
+
+    caplog.set_level(logging.WARNING, logger='hwbus.bootserver')
+    abandoned, writes = asyncio.run(scenario())
+    assert abandoned and writes < 10
+    assert caplog.text.count('GET /images/x to 10.0.0.5 cut: ') == 1
+    assert 'under min_download_rate 10000 B/s' in caplog.text
+
+
+def test_a_cut_address_waits_for_its_next_download(caplog):
+    """After a cut for slowness its address is answered 429 for
+    download_grace (it cannot take the freed place back at once); other
+    addresses are served; the cut is logged once and counted."""
+    served = []
+
+    def app(environ, start_response):
+        served.append(environ['REMOTE_ADDR'])
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'image']
+
+    caplog.set_level(logging.WARNING, logger='hwbus.bootserver')
+    front = server.Front(app, 1, 1, min_download_rate=1000,
+                         download_grace=30.0)
+
+    async def cut():
+        async def send(message):
+            pass
+
+        deadline = server._SendDeadline(send, 1.0, '10.0.0.5',
+                                        'GET /images/vmlinuz', front._cut)
+        deadline.pace = server._Pace(1000, 30.0)
+        deadline.cut('too slow')
+        deadline.cut('too slow again')
+
+    asyncio.run(cut())
+    assert caplog.text.count('cut: too slow') == 1
+    assert '(1 cut since the start)' in caplog.text
+    refused = _asgi(front, path='/images/vmlinuz')  # from 10.0.0.5
+    assert refused[0]['status'] == 429 and served == []
+    assert b'too slow' in refused[1]['body']
+    assert _asgi(front, path='/healthz')[0]['status'] == 200  # no download
+    front.cut_until['10.0.0.5'] -= 31  # download_grace later
+    assert _asgi(front, path='/images/vmlinuz')[0]['status'] == 200
+
+
+def test_the_connection_is_found_behind_hypercorns_send():
+    """The StreamWriter behind the bound methods Hypercorn passes down
+    (stream -> protocol -> TCP server); None for any other send."""
+    async def scenario():
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport = types.SimpleNamespace(
+            is_closing=lambda: False, get_extra_info=lambda *a: None)
+        writer = asyncio.StreamWriter(transport, protocol, reader,
+                                      asyncio.get_running_loop())
+
+        class Tcp:
+            def __init__(self):
+                self.writer = writer
+
+            async def protocol_send(self, event): ...
+
+        class Protocol:
+            def __init__(self, send):
+                self.send = send
+
+            async def stream_send(self, event): ...
+
+        class Stream(Protocol):
+            async def app_send(self, message): ...
+
+        protocol_ = Protocol(Tcp().protocol_send)
+        stream = Stream(protocol_.stream_send)
+        found = server._Connection.of(stream.app_send)
+        return found.writer is writer, server._Connection.of(print)
+
+    assert asyncio.run(scenario()) == (True, None)
