@@ -60,12 +60,17 @@ DEFAULT_ARCH = 'x86_64'  # a boot that names none (older iPXE)
 # Other names for one of ARCHES: BIOS iPXE (undionly.kpxe, QEMU's ROM)
 # is a 32-bit build and says i386 on every x86-64 machine.
 ALIASES = {'i386': 'x86_64'}
-# Firmware loaders served at the top level, by the [bootserver] option
-# holding each one's path. shim loads grub<arch>.efi from the directory
-# it came from; grubnetaa64.efi is what arm64 firmware is pointed at.
-LOADERS = {'shimx64.efi': 'shim_x64', 'grubx64.efi': 'grub_x64',
-           'shimaa64.efi': 'shim_aa64', 'grubaa64.efi': 'grub_aa64',
-           'grubnetaa64.efi': 'grub_aa64'}
+# Firmware loaders served at the top level, by the [bootserver] options
+# that may hold each one's path, the first set one winning. shim loads
+# grub<arch>.efi from the directory it came from (over TFTP: the signed
+# GRUB); grubnetaa64.efi is what arm64 firmware's HTTP boot is pointed
+# at, and grubhttp<arch>.efi the HTTP-boot GRUB by its own name, so that
+# one boot server can serve both paths (bootimage.HTTP_GRUB).
+LOADERS = {'shimx64.efi': ('shim_x64',), 'grubx64.efi': ('grub_x64',),
+           'grubhttpx64.efi': bootimage.HTTP_GRUB['grub_x64'],
+           'shimaa64.efi': ('shim_aa64',), 'grubaa64.efi': ('grub_aa64',),
+           'grubnetaa64.efi': bootimage.HTTP_GRUB['grub_aa64'],
+           'grubhttpaa64.efi': bootimage.HTTP_GRUB['grub_aa64']}
 DIALECTS = (Ipxe, Grub)
 
 
@@ -373,8 +378,7 @@ def create_app(credentials: Credentials, settings: Any,
 
     @app.get('/<name>', provide_automatic_options=False)
     def loader(name: str) -> flask.Response:
-        option = LOADERS.get(name)
-        path = getattr(group, option, None) if option else None
+        path = bootimage.first_set(group, LOADERS.get(name, ()))
         if not path or not os.path.isfile(path):
             flask.abort(404)
         LOG.info('serving %s to %s', name, client_address(proxies))

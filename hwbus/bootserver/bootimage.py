@@ -45,6 +45,21 @@ LAYOUTS = {
 }
 
 
+# The options naming the GRUB an HTTP-boot image holds, in order: the
+# HTTP-boot GRUB when set, else the one shim loads over TFTP.
+HTTP_GRUB = {'grub_x64': ('grub_http_x64', 'grub_x64'),
+             'grub_aa64': ('grub_http_aa64', 'grub_aa64')}
+
+
+def first_set(group: Any, options: tuple[str, ...]) -> str | None:
+    """The value of the first of ``options`` that is set in ``group``."""
+    for option in options:
+        value = getattr(group, option, None)
+        if value:
+            return value
+    return None
+
+
 class MissingLoader(PermanentError):
     """The configured GRUB is not there: no image can be made until the
     configuration or the files change."""
@@ -57,10 +72,11 @@ def build(group: Any, layout: Layout, base: str) -> bytes:
 
     Without a shim (arm64 without Secure Boot) GRUB itself is the
     default file."""
-    grub = getattr(group, layout.grub_option)
+    options = HTTP_GRUB[layout.grub_option]
+    grub = first_set(group, options)
     shim = getattr(group, layout.shim_option)
     if not grub or not os.path.isfile(grub):
-        raise MissingLoader(f'[bootserver] {layout.grub_option} {grub} '
+        raise MissingLoader(f'[bootserver] {" or ".join(options)} {grub} '
                             f'is missing')
     with open(grub, 'rb') as f:
         grub_bytes = f.read()

@@ -120,6 +120,14 @@ OPTS = [
                     'grub-mkimage -O x86_64-efi -p /grub fat part_gpt '
                     'efinet net http linux normal configfile echo test '
                     'sleep minicmd boot (docs/bootserver.md).'),
+    cfg.StrOpt('grub_http_x64',
+               help='GRUB for x86-64 UEFI HTTP boot, when it is not '
+                    'grub_x64: GRUBX64.EFI of /hwbus-x64.img and served '
+                    'as /grubhttpx64.efi, while grub_x64 stays what shim '
+                    'loads over TFTP (/grubx64.efi). Set it when one boot '
+                    'server serves both UEFI HTTP boot (a GRUB with the '
+                    'http module) and Secure Boot over PXE (Debian\'s '
+                    'signed GRUB, which has none). Unset: grub_x64.'),
     cfg.StrOpt('shim_aa64', default='/usr/lib/shim/shimaa64.efi.signed',
                help='Signed shim for arm64 UEFI: BOOTAA64.EFI of '
                     '/hwbus-aa64.img and served as /shimaa64.efi. '
@@ -127,11 +135,21 @@ OPTS = [
     cfg.StrOpt('grub_aa64',
                default='/usr/lib/grub/arm64-efi-signed/'
                        'grubnetaa64.efi.signed',
-               help='GRUB for arm64 UEFI: GRUBAA64.EFI (and, without a '
-                    'shim, BOOTAA64.EFI) of /hwbus-aa64.img, the disk '
-                    'image arm64 UEFI HTTP boot loads; also served as '
-                    '/grubnetaa64.efi and /grubaa64.efi. Needs the http '
-                    'module, as grub_x64.'),
+               help='GRUB for arm64 UEFI: what shim loads over TFTP '
+                    '(/grubaa64.efi) and, unless grub_http_aa64 is set, '
+                    'GRUBAA64.EFI (and, without a shim, BOOTAA64.EFI) of '
+                    '/hwbus-aa64.img, the disk image arm64 UEFI HTTP boot '
+                    'loads, also served as /grubnetaa64.efi. For HTTP '
+                    'boot it needs the http module, as grub_x64.'),
+    cfg.StrOpt('grub_http_aa64',
+               help='GRUB for arm64 UEFI HTTP boot, when it is not '
+                    'grub_aa64: what /hwbus-aa64.img holds and what '
+                    '/grubnetaa64.efi and /grubhttpaa64.efi serve (the '
+                    'grubhttpaa64.efi of tools/build-ramdisk --arch '
+                    'arm64), while grub_aa64 stays what shim loads over '
+                    'TFTP (Debian\'s signed grubnetaa64). Set both when '
+                    'one boot server serves arm64 machines by HTTP boot '
+                    'and by Secure Boot over PXE. Unset: grub_aa64.'),
     cfg.StrOpt('arm64_kernel_args',
                help='Kernel arguments for arm64 boots instead of '
                     'kernel_args (their consoles differ: ttyAMA0 on '

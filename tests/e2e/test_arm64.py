@@ -11,7 +11,7 @@ The whole chain is the real one: DHCP (QEMU's slirp) gives the boot
 server's ``/grubnetaa64.efi`` as boot file URL; AAVMF's own HTTP boot
 (no iPXE ROM: Debian has no arm64 iPXE) loads the HTTP-boot GRUB that
 build-ramdisk makes from Debian's GRUB modules (``grubhttpaa64.efi``,
-served as ``[bootserver] grub_aa64``); GRUB asks DHCP, fetches the
+served as ``[bootserver] grub_http_aa64``); GRUB asks DHCP, fetches the
 per-boot ``/boot.grub?mac=...&arch=arm64`` (which issues the
 credential), then the arm64 kernel and initramfs over HTTP from
 ``image_dir/arm64/``. Debian's signed ``grubnetaa64.efi`` cannot do
@@ -143,14 +143,22 @@ def image_dir(arm64_image: pathlib.Path, tmp_path: pathlib.Path
     return images
 
 
+def arm64_options(arm64_image: pathlib.Path) -> str:
+    """The boot server's arm64 options, the same for both tests, so that
+    one boot server is shown to serve both paths: HTTP boot gets the
+    GRUB with http (grub_http_aa64), shim over TFTP Debian's signed one
+    (grub_aa64), and arm64's console."""
+    return ('arm64_kernel_args = console=ttyAMA0\n'
+            f'shim_aa64 = {arm64_image / "shimaa64.efi"}\n'
+            f'grub_aa64 = {arm64_image / "grubnetaa64.efi"}\n'
+            f'grub_http_aa64 = {arm64_image / "grubhttpaa64.efi"}\n')
+
+
 @pytest.fixture
 def arm64_site(broker, clean_ironic, arm64_image, tmp_path):
-    """The site with arm64 images (image_dir/arm64/), arm64's console and
-    the HTTP-boot GRUB as the boot server's arm64 loader."""
+    """The site with arm64 images (image_dir/arm64/) and arm64_options."""
     s = Site(broker, clean_ironic, image_dir(arm64_image, tmp_path),
-             tmp_path,
-             extra='arm64_kernel_args = console=ttyAMA0\n'
-                   f'grub_aa64 = {arm64_image / "grubhttpaa64.efi"}\n')
+             tmp_path, extra=arm64_options(arm64_image))
     s.bootfile = f'http://10.0.2.2:{s.bootserver.port}/grubnetaa64.efi'
     yield s
     s.stop()
@@ -192,10 +200,7 @@ def test_arm64_secure_boot_over_pxe_runs_shim_grub_and_the_signed_kernel(
     inventory says Secure Boot was on."""
     with secure_boot_site(
             broker, clean_ironic, image_dir(arm64_image, tmp_path),
-            tmp_path, extra='arm64_kernel_args = console=ttyAMA0\n'
-                            f'shim_aa64 = {arm64_image / "shimaa64.efi"}\n'
-                            f'grub_aa64 = {arm64_image / "grubnetaa64.efi"}'
-                            f'\n') as (site, wire):
+            tmp_path, extra=arm64_options(arm64_image)) as (site, wire):
         guest = Arm64Guest(site.tmp, secure=True).on_wire(wire)
         took = guest.wait_off(timeout=1800)
         print(f'\narm64 Secure Boot over PXE, shim -> GRUB -> signed '

@@ -59,7 +59,8 @@ def _conf(tmp_path, images=True, **bootserver):
                  per_mac_interval=10, global_rate=20.0, global_burst=100,
                  trusted_proxies=[], per_mac_outstanding=2,
                  arm64_kernel_args=None, shim_x64=None, grub_x64=None,
-                 shim_aa64=None, grub_aa64=None)
+                 shim_aa64=None, grub_aa64=None, grub_http_x64=None,
+                 grub_http_aa64=None)
     group.update(bootserver)
     return types.SimpleNamespace(
         bootserver=types.SimpleNamespace(**group),
@@ -690,11 +691,43 @@ def test_loaders_are_served_from_their_options_and_nothing_else(tmp_path):
         assert client.get(path).status_code == 404, path
 
 
+def test_one_boot_server_serves_http_boot_and_secure_boot_grubs(tmp_path):
+    """grub_http_<arch> is what HTTP boot gets (the image, grubnetaa64.efi
+    and grubhttp<arch>.efi) while grub_<arch> stays what shim loads over
+    TFTP; unset, grub_<arch> serves both, as before."""
+    paths = {}
+    for option in ('shim_aa64', 'grub_aa64', 'grub_http_aa64', 'grub_x64',
+                   'grub_http_x64'):
+        paths[option] = tmp_path / f'{option}.efi'
+        paths[option].write_bytes(f'<{option} program>'.encode())
+    client = _client(tmp_path, public_url='http://10.0.2.2:8086/',
+                     **{o: str(p) for o, p in paths.items()})
+    assert client.get('/grubaa64.efi').data == b'<grub_aa64 program>'
+    assert client.get('/grubx64.efi').data == b'<grub_x64 program>'
+    for path in ('/grubnetaa64.efi', '/grubhttpaa64.efi'):
+        assert client.get(path).data == b'<grub_http_aa64 program>', path
+    assert client.get('/grubhttpx64.efi').data == b'<grub_http_x64 program>'
+    image = client.get('/hwbus-aa64.img').data
+    assert b'<grub_http_aa64 program>' in image
+    assert b'<grub_aa64 program>' not in image
+    assert b'<grub_http_x64 program>' in client.get('/hwbus-x64.img').data
+    # Without the HTTP-boot option, the one GRUB serves both paths.
+    paths['grub_http_aa64'].unlink()
+    client = _client(tmp_path,
+                     public_url='http://10.0.2.2:8086/',
+                     shim_aa64=str(paths['shim_aa64']),
+                     grub_aa64=str(paths['grub_aa64']))
+    assert client.get('/grubnetaa64.efi').data == b'<grub_aa64 program>'
+    assert client.get('/grubhttpaa64.efi').data == b'<grub_aa64 program>'
+    assert b'<grub_aa64 program>' in client.get('/hwbus-aa64.img').data
+
+
 def test_downloads_take_the_image_threads():
     from hwbus.bootserver.app import is_download
 
     assert is_download('/images/vmlinuz') and is_download('/shimx64.efi')
     assert is_download('/grubnetaa64.efi')
+    assert is_download('/grubhttpaa64.efi')
     assert is_download('/hwbus-x64.img')
     assert not any(is_download(p) for p in (
         '/boot.grub', '/boot.ipxe', '/healthz'))
