@@ -372,6 +372,8 @@ def test_copies_of_a_refused_message_in_prefetch_stay_refused_after_a_kill(
         {attacker.credential.username}
     assert sorted(row['reason'] for row in dead) == \
         ['ramdisk-error'] + ['replayed-boot'] * len(copies)
+    # From the restart: mostly the apply lease of the boots the killed
+    # workers held ([consumer] apply_lease, 15 s in the test profile).
     next_good = stack.good_boot(started)
 
     # The operator's replay is the one way past the gate: the gate
