@@ -25,7 +25,7 @@ from hwbus.consumer.observers import Observer, notify_all
 from hwbus.consumer.outcome import INTERNAL, Attempt, Kind, Outcome
 from hwbus.credentials import BOOT_USER_RE, Credentials
 from hwbus.errors import PermanentError, TransientError
-from hwbus.store import Credential, State
+from hwbus.store import Credential, State, StoreUnavailable
 from hwbus.store.api import utcnow
 from hwbus.store.models import holds
 
@@ -138,35 +138,61 @@ class Pipeline:
             outcome.keep_body = attempt.owned
         else:
             outcome.message_id = str(properties.get('message_id') or '')[:128]
-        if outcome.kind == DEAD:
-            self._close_gate(outcome)  # a failed replay too
+        if outcome.kind == DEAD and not self._close_gate(outcome):
+            # A failed replay too. Not dead-lettered while its boot's
+            # refusal is not recorded: retried like any store failure.
+            outcome = self._unrecorded(outcome)
         if outcome.kind == DEAD and not replay:
             self._end_sender(properties, attempt.credential, outcome)
         notify_all(self.observers, outcome, attempt)
         return outcome
 
-    def _close_gate(self, outcome: Outcome) -> None:
+    def _close_gate(self, outcome: Outcome) -> bool:
         """The message that passed its boot's gate is dead-lettered: the
         boot is ``refused``, so that no copy of it (which would come back
         marked redelivered after a lost connection) passes as the same
-        message; only an operator's replay applies it from there."""
+        message; only an operator's replay applies it from there.
+
+        False when the refusal could not be recorded: the boot would stay
+        ``received`` under this message's id, and a redelivered copy (or
+        another body under that id) would take it over once the apply
+        lease ran out, and be applied. The message must not be
+        dead-lettered then.
+        """
         if not (outcome.claimed and outcome.boot_id):
-            return
+            return True
         try:
             self.store.transition(outcome.boot_id, State.REFUSED,
                                   [State.RECEIVED])
-        except Exception as exc:  # the copies then meet the lease
+        except Exception as exc:
             LOG.warning('could not record boot %s as refused: %s',
                         outcome.boot_id, exc)
+            return False
+        return True
+
+    @staticmethod
+    def _unrecorded(outcome: Outcome) -> Outcome:
+        """A refusal the store did not record, as a transient outcome:
+        the worker tries the message again (it still owns it), which
+        refuses it again and records it then."""
+        retry = Outcome(RETRY, StoreUnavailable.reason,
+                        f'{outcome.reason} not recorded (its boot stays '
+                        f'open until it is): {outcome.detail}'[:1000])
+        for name in ('claimed', 'boot_id', 'message_id', 'verified'):
+            setattr(retry, name, getattr(outcome, name))
+        return retry
 
     def refused(self, properties: Mapping[str, Any],
-                outcome: Outcome) -> None:
+                outcome: Outcome) -> bool:
         """A message the workers dead-letter after process() returned
         (internal errors, once their attempts are spent) ends its
         sender's credential, and its boot's gate, as any refused message
-        does."""
-        self._close_gate(outcome)
+        does. False when the gate could not be closed: the workers keep
+        the message and try again."""
+        if not self._close_gate(outcome):
+            return False
         self._end_sender(properties, None, outcome)
+        return True
 
     def _end_sender(self, properties: Mapping[str, Any],
                     credential: Credential | None,

@@ -63,10 +63,10 @@ class Workers:
                     if internal == 1:
                         LOG.error('internal error on message %s:\n%s',
                                   outcome.message_id or '-', outcome.trace)
-                    if internal >= self.internal_attempts:
+                    if internal >= self.internal_attempts and \
+                            self.pipeline.refused(properties, outcome):
                         outcome.kind = Kind.DEAD
                         metrics.MESSAGES.labels(Kind.DEAD, INTERNAL).inc()
-                        self.pipeline.refused(properties, outcome)
                         return outcome
                 attempt += 1
                 delay = backoff.delay(attempt, cap=self.max_backoff)

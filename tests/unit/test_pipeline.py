@@ -7,6 +7,7 @@ branch runs in milliseconds.
 import datetime
 import json
 import pathlib
+import threading
 import types
 
 import pytest
@@ -14,10 +15,13 @@ import pytest
 from hwbus import envelope, ironic, keys
 from hwbus.consumer.appliers import Applied
 from hwbus.consumer.observers import Archive
+from hwbus.consumer.outcome import INTERNAL, Outcome
 from hwbus.consumer.pipeline import APPLIED, DEAD, RETRY, Pipeline
+from hwbus.consumer.workers import Workers
 from hwbus.credentials import UnknownCredential
 from hwbus.errors import PermanentError
 from hwbus.ironic import IronicUnavailable, NodeNotFound
+from hwbus.store import StoreUnavailable
 from hwbus.store.api import utcnow
 
 DOC = json.loads((pathlib.Path(__file__).parents[1] / 'fixtures' /
@@ -150,6 +154,61 @@ def test_a_refused_gate_message_lets_no_copy_through_even_redelivered():
     replay = world.pipeline.process(sealed.body, sealed.properties,
                                     replay=True)
     assert replay.kind == APPLIED
+
+
+def test_a_refusal_the_store_did_not_record_is_retried_not_dead_lettered():
+    """Dead-lettered with its boot still ``received`` under its id, a
+    redelivered copy (or another body under that id) would take the boot
+    over after the apply lease and be applied. So the message stays with
+    its worker (transient) until the refusal is recorded."""
+    world = World()
+    world.applier_error = ironic.NodeNotFound('no node yet')
+    store = world.pipeline.store
+    recorded = store.transition
+
+    def down(boot_id, to, allowed, **kw):
+        if to.value == 'refused':
+            raise StoreUnavailable('the sqlite store is unavailable')
+        return recorded(boot_id, to, allowed, **kw)
+
+    store.transition = down
+    sealed = world.seal()
+    outcome = world.process(sealed)
+    assert (outcome.kind, outcome.reason) == (RETRY, 'store-unavailable')
+    assert outcome.claimed and 'node-not-found' in outcome.detail
+    assert not any(e.startswith('withdraw') for e in world.events)
+    store.transition = recorded  # the store is back: the worker's retry
+    again = world.pipeline.process(sealed.body, dict(sealed.properties),
+                                   owned=True)
+    assert (again.kind, again.reason, again.keep_body) == (
+        DEAD, 'node-not-found', True)
+    assert 'state refused' in world.events
+
+
+def test_an_internal_error_is_dead_lettered_only_once_its_gate_is_closed():
+    """The workers' own refusal (internal errors, attempts spent) waits
+    for the store as well."""
+    closed = []
+
+    class Pipeline:
+        store = None
+
+        def process(self, body, properties, owned):
+            return Outcome(RETRY, INTERNAL, 'bug', claimed=True,
+                           boot_id='boot1', message_id='m1')
+
+        def refused(self, properties, outcome):
+            closed.append(len(closed) >= 2)  # the store is back at the 3rd
+            return closed[-1]
+
+    workers = Workers(Pipeline(), 1, threading.Event(), max_backoff=0.01,
+                      internal_attempts=2)
+    try:
+        outcome = workers.submit(b'', {}).result(timeout=10)
+    finally:
+        workers.shutdown()
+    assert (outcome.kind, outcome.reason) == (DEAD, INTERNAL)
+    assert closed == [False, False, True]
 
 
 def test_only_the_message_that_passed_the_gate_keeps_its_body():
