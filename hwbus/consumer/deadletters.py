@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import kombu
+from amqp.exceptions import MessageNacked
 
 from hwbus import envelope
 from hwbus.consumer import wire
@@ -52,37 +53,50 @@ def publish(connection: kombu.Connection, exchange: str, message: Any,
     passed the credential's gate, or the first after its expiry); of any
     other, the sender's noise even when signed, the copy keeps the size
     and digest, so no credential can fill the dead-letter queue with
-    bodies. When the dead-letter queue refuses the
-    copy (full), the message is handed to the broker's own dead-lettering
-    (at least once: kept until there is room), which loses the reason but
-    neither the message nor the consumer's pace.
+    bodies. A copy the client cannot encode (wire.safe_headers bounds
+    what it keeps, so this is for what that did not foresee) goes again
+    with the consumer's own headers only. When the dead-letter queue
+    refuses the copy (full), the message is handed to the broker's own
+    dead-lettering (at least once: kept until there is room), which loses
+    the reason but neither the message nor the consumer's pace.
     """
     props = wire.raw_properties(message)
     body = wire.body_of(message)
-    headers = wire.safe_headers(message.headers)
-    headers.update({
+    ours = {
         DEAD_REASON: outcome.reason,
-        DEAD_DETAIL: outcome.detail[:1000],
+        DEAD_DETAIL: wire.fit(outcome.detail[:1000], 2000),
         DEAD_AT: int(time.time()),
         ORIGINAL_USER: wire.short_text(props.get('user_id')),
         ORIGINAL_KEY: wire.short_text((message.delivery_info or {}).get(
             'routing_key')),
         BODY_SIZE: len(body),
         BODY_DIGEST: wire.digest(body),
-    })
+    }
     if not outcome.keep_body:
         body = b''
+    fields = dict(
+        exchange=exchange, routing_key=outcome.reason or 'dead',
+        content_type=wire.short_text(props.get('content_type')) or
+        'application/octet-stream',
+        content_encoding=wire.short_text(props.get('content_encoding'))
+        or 'binary',
+        message_id=wire.short_text(props.get('message_id')) or None,
+        timestamp=wire.timestamp(props.get('timestamp')), delivery_mode=2)
+    producer = kombu.Producer(connection.default_channel)
     try:
-        kombu.Producer(connection.default_channel).publish(
-            body, exchange=exchange, routing_key=outcome.reason or 'dead',
-            headers=headers,
-            content_type=wire.short_text(props.get('content_type')) or
-            'application/octet-stream',
-            content_encoding=wire.short_text(props.get('content_encoding'))
-            or 'binary',
-            message_id=wire.short_text(props.get('message_id')) or None,
-            timestamp=wire.timestamp(props.get('timestamp')),
-            delivery_mode=2)
+        try:
+            producer.publish(body, headers={**wire.safe_headers(
+                message.headers), **ours}, **fields)
+        except (*connection.connection_errors, MessageNacked):
+            raise
+        except Exception as exc:
+            # Not the queue (it would nack) nor the connection: a copy
+            # the client could not encode. The reason and digest alone,
+            # rather than the body to the broker's dead-lettering.
+            LOG.warning('the dead-letter copy of message %s could not be '
+                        'encoded (%s); publishing it without the sender\'s '
+                        'headers', outcome.message_id or '-', exc)
+            producer.publish(body, headers=ours, **fields)
     except connection.connection_errors:
         raise  # the connection is gone: the message is redelivered
     except Exception as exc:  # refused: a full dead-letter queue

@@ -40,6 +40,11 @@ LOG = logging.getLogger(__name__)
 BUSY_WAIT, IDLE_WAIT = 0.005, 0.2
 # Seconds between two heartbeat checks and two queue-depth readings.
 HEARTBEAT_EVERY, DEPTH_EVERY = 1.0, 10.0
+# A connection that consumed this long was a good one: its loss starts
+# the reconnect backoff over (one blip a day must not cost the 30 s a
+# string of earlier losses reached), while a connection lost again at
+# once keeps it growing.
+STABLE_AFTER = 60.0
 
 
 @dataclasses.dataclass
@@ -77,6 +82,7 @@ class Service:
                                internal_attempts=settings.internal_attempts)
         self.pending: list[tuple[concurrent.futures.Future, Any]] = []
         self.returned = 0  # messages given back to the queue (since start)
+        self._consuming_since: float | None = None
         self._at_stop = (0, 0)
 
     # -- deliveries ---------------------------------------------------
@@ -143,6 +149,7 @@ class Service:
                                       no_ack=False)
             consumer.qos(prefetch_count=settings.prefetch)
             consumer.consume()
+            self._consuming_since = time.monotonic()
             last_depth = last_beat = 0.0
             try:
                 while not self.stopping.is_set():
@@ -232,6 +239,10 @@ class Service:
             except Exception as exc:  # lost broker or a bug: start over
                 if self.stopping.is_set():
                     break
+                since, self._consuming_since = self._consuming_since, None
+                if since is not None and \
+                        time.monotonic() - since >= STABLE_AFTER:
+                    attempt = 0
                 attempt += 1
                 delay = backoff.delay(attempt, base=1.0)
                 # A refused login will not mend itself: say so loudly, and

@@ -146,6 +146,41 @@ def prepare(channel: Any) -> Any:
 # Headers the dead-letter copy keeps verbatim (the envelope needs them
 # for a replay) when they are short text.
 _ENVELOPE_HEADERS = ('x-hwbus-boot-id', 'x-hwbus-signature')
+# What the copy may carry of the sender's headers, as encoded: the copy
+# must fit one header frame (RabbitMQ's frame_max, 128 KiB by default)
+# with the consumer's own headers, and escaping makes text longer (a
+# line separator's 3 bytes become 6 characters, a control byte 4), so
+# every name, every value and the table are bounded after escaping.
+HEADER_BYTES = 16 * 1024
+NAME_BYTES = 128     # field names are AMQP short strings (255 bytes)
+VALUE_BYTES = 1024
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, whole characters
+    only (escaped text holds no lone surrogate)."""
+    data = text.encode()
+    return text if len(data) <= limit else \
+        data[:limit].decode(errors='ignore')
+
+
+def _value(name: str, value: Any) -> Any:
+    """A header value that can be encoded again, bounded."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int) and -2**63 <= value < 2**63:
+        return value
+    if isinstance(value, str) and len(value) <= 1024:
+        if name in _ENVELOPE_HEADERS and len(value.encode()) <= VALUE_BYTES:
+            return value
+        return fit(escape(value), VALUE_BYTES)
+    return fit(escape(value, 200), VALUE_BYTES)
+
+
+def _cost(name: str, value: Any) -> int:
+    """Bytes of one table field as AMQP encodes it (at most)."""
+    size = 1 + len(name.encode()) + 1
+    return size + (4 + len(value.encode()) if isinstance(value, str) else 8)
 
 
 def safe_headers(headers: Any, limit: int = 32) -> dict[str, Any]:
@@ -154,24 +189,29 @@ def safe_headers(headers: Any, limit: int = 32) -> dict[str, Any]:
     py-amqp decodes table values it cannot encode back (decimals with a
     large exponent, keys that are not UTF-8, nested tables): the copy
     keeps short strings, integers, booleans and None, and shows anything
-    else as escaped text. At most ``limit`` headers, each bounded.
+    else as escaped text. At most ``limit`` headers of the original; each
+    name within NAME_BYTES and value within VALUE_BYTES, and all of them
+    within HEADER_BYTES, once escaped: a copy that did not fit a frame
+    cost the consumer its connection, and a name past 255 bytes could not
+    be encoded at all (docs/security.md, sixth attacker). The envelope's
+    headers come first, so that noise never crowds out what a replay
+    needs.
     """
     if not isinstance(headers, dict):
         return {}
+    items = [(fit(escape(key, 120), NAME_BYTES), value)
+             for key, value in list(headers.items())[:limit]]
+    items.sort(key=lambda item: item[0] not in _ENVELOPE_HEADERS)
     safe: dict[str, Any] = {}
-    for key, value in list(headers.items())[:limit]:
-        name = escape(key, 120)
+    budget = HEADER_BYTES
+    for name, value in items:
         if name.startswith('x-hwbus-') and name not in _ENVELOPE_HEADERS:
             continue  # the consumer writes its own; never trust a copy
-        if isinstance(value, bool) or value is None:
+        value = _value(name, value)
+        cost = _cost(name, value)
+        if cost <= budget:
             safe[name] = value
-        elif isinstance(value, int) and -2**63 <= value < 2**63:
-            safe[name] = value
-        elif isinstance(value, str) and len(value) <= 1024:
-            safe[name] = value if name in _ENVELOPE_HEADERS else \
-                escape(value)
-        else:
-            safe[name] = escape(value, 200)
+            budget -= cost
     return safe
 
 

@@ -116,3 +116,36 @@ def test_amqps_urls_verify_the_broker_against_the_site_ca():
 def test_only_the_boot_nic_is_pxe_enabled_as_ironic_marks_it(interface, boot,
                                                              expected):
     assert enroll.pxe_enabled(interface, boot) is expected
+
+
+def test_the_reconnect_backoff_starts_over_after_a_good_connection(
+        monkeypatch):
+    """A connection lost at once keeps the wait growing; one that
+    consumed STABLE_AFTER seconds starts it over (sixth attacker: after
+    a string of losses every later blip cost 15-30 s)."""
+    from hwbus.consumer import service as service_mod
+
+    clock = [0.0]
+    monkeypatch.setattr(service_mod.time, 'monotonic', lambda: clock[0])
+    monkeypatch.setattr(service_mod.backoff, 'delay',
+                        lambda attempt, base: attempt)
+    service = service_mod.Service(object(), service_mod.Settings(
+        urls=['amqp://x'], workers=1, sweep_interval=0))
+    lived = iter([0, 0, 0, 120, 0])
+    waits: list[float] = []
+
+    def consume():
+        service._consuming_since = clock[0]
+        clock[0] += next(lived)
+        raise ConnectionError('lost')
+
+    def wait(delay):
+        waits.append(delay)
+        if len(waits) == 5:
+            service.stopping.set()
+        return service.stopping.is_set()
+
+    monkeypatch.setattr(service, '_consume', consume)
+    monkeypatch.setattr(service.stopping, 'wait', wait)
+    service.run()
+    assert waits == [1, 2, 3, 1, 2]

@@ -103,6 +103,24 @@ def test_dead_letter_headers_can_always_be_encoded_again():
     message._serialize_properties()  # raises if any cannot be encoded
 
 
+def test_dead_letter_headers_that_grow_when_escaped_stay_bounded():
+    """Escaping lengthens text (a line separator: 3 bytes, 6 characters):
+    every name, value and the table are bounded once escaped, and the
+    envelope's headers are kept before any noise."""
+    hostile = {f'h{i}': '\u2028' * 1024 for i in range(30)}
+    hostile['\x01' * 100] = 'x'
+    hostile['x-hwbus-signature'] = 'sig'
+    safe = wire.safe_headers(hostile)
+    assert safe['x-hwbus-signature'] == 'sig'
+    assert all(len(k.encode()) <= wire.NAME_BYTES for k in safe)
+    assert all(len(v.encode()) <= wire.VALUE_BYTES for v in safe.values())
+    message = amqp.Message(b'', application_headers=safe)
+    message._serialize_properties()  # raises if any cannot be encoded
+    encoded = sum(2 + len(k.encode()) + 4 + len(v.encode())
+                  for k, v in safe.items())
+    assert encoded <= wire.HEADER_BYTES
+
+
 def test_log_records_stay_one_line(caplog):
     logger = logging.getLogger('hwbus.test')
     handler = logging.StreamHandler()
@@ -127,3 +145,42 @@ def test_log_records_stay_one_line(caplog):
     (b'\x00ab', "b'\\x00ab'")])
 def test_escape_shows_every_unsafe_character(value, shown):
     assert text.escape(value) == shown
+
+
+def test_a_copy_the_client_cannot_encode_goes_without_the_senders_headers(
+        monkeypatch):
+    """Not the body to the broker's dead-lettering: the reason and the
+    digest alone, then the original is acked."""
+    import struct
+    import types
+
+    from hwbus.consumer import deadletters
+
+    sent = []
+
+    class Producer:
+        def __init__(self, channel):
+            pass
+
+        def publish(self, body, headers, **fields):
+            sent.append((body, headers))
+            if 'h' in headers:
+                raise struct.error('ubyte format requires 0 <= number <= 255')
+
+    monkeypatch.setattr(deadletters.kombu, 'Producer', Producer)
+    acked = []
+    message = types.SimpleNamespace(
+        properties={'message_id': 'm1'}, body=b'{"a": 1}', headers={'h': 1},
+        delivery_info={'routing_key': 'inventory.boot-x'},
+        ack=lambda: acked.append('ack'),
+        reject=lambda requeue: acked.append('reject'))
+    connection = types.SimpleNamespace(default_channel=None,
+                                       connection_errors=(OSError,))
+    outcome = types.SimpleNamespace(reason='bad-signature', detail='d',
+                                    keep_body=False, message_id='m1')
+    deadletters.publish(connection, 'hwbus.dead', message, outcome)
+    assert acked == ['ack']
+    assert [body for body, _ in sent] == [b'', b'']
+    assert 'h' not in sent[1][1]
+    assert sent[1][1]['x-hwbus-dead-reason'] == 'bad-signature'
+    assert sent[1][1]['x-hwbus-body-digest'].startswith('sha256:')
