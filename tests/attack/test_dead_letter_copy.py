@@ -84,3 +84,4 @@ def test_headers_that_grow_when_escaped_cost_one_delivery(stack, figure,
     figure(attack=f'AMQP headers: {name}', attempts=1, accepted=0,
            refused='bad-signature, one delivery, copy bounded',
            next_good_s=next_good)
+
