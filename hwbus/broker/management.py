@@ -204,6 +204,15 @@ class Management:
                      f'/api/bindings/{_q(self.vhost)}/e/{_q(exchange)}'
                      f'/q/{_q(queue)}', {'routing_key': routing_key})
 
+    def unbind(self, exchange: str, queue: str, routing_key: str) -> None:
+        """Remove the binding with this key, if there is one."""
+        for binding in self.bindings(exchange, queue):
+            if binding['routing_key'] == routing_key:
+                self.request('DELETE',
+                             f'/api/bindings/{_q(self.vhost)}/e/'
+                             f'{_q(exchange)}/q/{_q(queue)}/'
+                             f'{_q(binding["properties_key"])}')
+
     def put_policy(self, name: str, pattern: str, definition: dict,
                    apply_to: str = 'queues', priority: int = 0) -> None:
         self.request('PUT', f'/api/policies/{_q(self.vhost)}/{_q(name)}',

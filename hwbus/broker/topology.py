@@ -42,6 +42,43 @@ class Topology:
     # The largest body the broker accepts (rabbitmq.conf).
     max_message_size: int = 1024 * 1024
 
+    @property
+    def broker_dead_queue(self) -> str:
+        """The broker's own dead letters, until the consumer sorts them."""
+        return f'{self.dead_queue}.broker'
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        """Every queue and its arguments (the targets of dead-lettering
+        first, so that they exist when the inventory queue names them)."""
+        return {self.dead_queue: self.dead_queue_arguments(),
+                self.broker_dead_queue: self.dead_queue_arguments(),
+                self.queue: self.queue_arguments()}
+
+    def bindings(self) -> list[tuple[str, str, str]]:
+        """(exchange, queue, routing key) of every binding.
+
+        The dead-letter exchange gets two kinds of message: the
+        consumer's copies, routed by their reason (one word), and the
+        broker's own dead letters, which keep their routing key
+        (``inventory.<user>``). Those go to a queue the consumer reads
+        and sorts (hwbus.consumer.service): a sender may set a
+        per-message ``expiration``, and what expires in a backlog the
+        consumer never sees; in the dead-letter queue those kept their
+        bodies and filled it, and the main queue behind it, for a
+        credential's whole TTL (docs/security.md, sixth attacker). The
+        broker cannot sort them itself: it gives expired and
+        ``delivery_limit`` messages the same routing key, and a headers
+        exchange ignores the ``x-`` headers that name the reason.
+        """
+        return [(self.exchange, self.queue, INVENTORY_PATTERN),
+                (self.dead_exchange, self.dead_queue, '*'),
+                (self.dead_exchange, self.broker_dead_queue, 'inventory.#')]
+
+    def retired_bindings(self) -> list[tuple[str, str, str]]:
+        """Bindings earlier versions made and setup removes: the
+        dead-letter queue took every routing key."""
+        return [(self.dead_exchange, self.dead_queue, '#')]
+
     def queue_arguments(self) -> dict[str, Any]:
         # at-least-once dead-lettering keeps a message in the source queue
         # until the dead-letter queue confirms it; it needs reject-publish.
@@ -70,7 +107,8 @@ class Topology:
                                'max-length': self.queue_max_messages,
                                'overflow': 'reject-publish'}},
             f'{self.dead_queue}-limits': {
-                'pattern': f'^{re.escape(self.dead_queue)}$',
+                'pattern': f'^{re.escape(self.dead_queue)}'
+                           f'(\\.broker)?$',
                 'definition': {'max-length-bytes': self.dead_queue_max_bytes,
                                'max-length': self.dead_queue_max_messages,
                                'overflow': 'reject-publish'}},
@@ -102,7 +140,8 @@ class Topology:
         The consumer declares nothing (passive only): the topology is the
         operator's, set up once by ``hwbus-manage setup-broker``.
         """
-        queues = '|'.join(re.escape(q) for q in (self.queue, self.dead_queue))
+        queues = '|'.join(re.escape(q) for q in (
+            self.queue, self.dead_queue, self.broker_dead_queue))
         exchanges = '|'.join(re.escape(e) for e in (self.exchange,
                                                     self.dead_exchange))
         return {'configure': '^$', 'write': f'^({exchanges})$',
@@ -117,13 +156,15 @@ def setup(management: Management, topology: Topology,
     management.put_exchange(topology.exchange, 'topic')
     management.put_exchange(topology.dead_exchange, 'topic')
     done.append(f'exchanges {topology.exchange}, {topology.dead_exchange}')
-    management.put_queue(topology.dead_queue,
-                         topology.dead_queue_arguments())
-    management.put_queue(topology.queue, topology.queue_arguments())
+    for name, arguments in topology.queues().items():
+        management.put_queue(name, arguments)
     done.append(f'quorum queues {topology.queue} (delivery limit '
-                f'{topology.delivery_limit}), {topology.dead_queue}')
-    management.bind(topology.exchange, topology.queue, INVENTORY_PATTERN)
-    management.bind(topology.dead_exchange, topology.dead_queue, '#')
+                f'{topology.delivery_limit}), {topology.dead_queue}, '
+                f'{topology.broker_dead_queue}')
+    for exchange, queue, key in topology.bindings():
+        management.bind(exchange, queue, key)
+    for exchange, queue, key in topology.retired_bindings():
+        management.unbind(exchange, queue, key)
     done.append('bindings')
     for name, policy in topology.policies().items():
         management.put_policy(name, policy['pattern'], policy['definition'])
@@ -174,13 +215,9 @@ def definitions(topology: Topology,
         'vhosts': [{'name': vhost}],
         'exchanges': [exchange(topology.exchange),
                       exchange(topology.dead_exchange)],
-        'queues': [queue(topology.queue, topology.queue_arguments()),
-                   queue(topology.dead_queue,
-                         topology.dead_queue_arguments())],
-        'bindings': [binding(topology.exchange, topology.queue,
-                             INVENTORY_PATTERN),
-                     binding(topology.dead_exchange, topology.dead_queue,
-                             '#')],
+        'queues': [queue(name, arguments)
+                   for name, arguments in topology.queues().items()],
+        'bindings': [binding(*b) for b in topology.bindings()],
         'users': [], 'permissions': [],
         'policies': [{'vhost': vhost, 'name': name, 'apply-to': 'queues',
                       'priority': 0, **policy}

@@ -336,6 +336,7 @@ def consumer_settings(conf: Any = CONF) -> Any:
     group = conf.consumer
     return Settings(urls=consumer_urls(conf), queue=conf.broker.queue,
                     dead_queue=conf.broker.dead_queue,
+                    broker_dead_queue=topology(conf).broker_dead_queue,
                     dead_exchange=conf.broker.dead_exchange,
                     workers=group.workers, prefetch=group.prefetch,
                     retry_window=group.retry_window,

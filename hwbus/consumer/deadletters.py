@@ -41,7 +41,7 @@ BODY_DIGEST = 'x-hwbus-body-digest'
 
 
 def publish(connection: kombu.Connection, exchange: str, message: Any,
-            outcome: Any) -> None:
+            outcome: Any) -> bool:
     """Publish a copy with the reason (confirmed), then ack the original.
 
     A plain reject would dead-letter without saying why. The copy drops
@@ -58,7 +58,9 @@ def publish(connection: kombu.Connection, exchange: str, message: Any,
     with the consumer's own headers only. When the dead-letter queue
     refuses the copy (full), the message is handed to the broker's own
     dead-lettering (at least once: kept until there is room), which loses
-    the reason but neither the message nor the consumer's pace.
+    the reason but neither the message nor the consumer's pace; a message
+    that is the broker's dead letter already (``outcome.broker_dead``)
+    is kept instead: False, and the caller tries again later.
     """
     props = wire.raw_properties(message)
     body = wire.body_of(message)
@@ -100,13 +102,21 @@ def publish(connection: kombu.Connection, exchange: str, message: Any,
     except connection.connection_errors:
         raise  # the connection is gone: the message is redelivered
     except Exception as exc:  # refused: a full dead-letter queue
+        if getattr(outcome, 'broker_dead', False):
+            # Already the broker's dead letter: nowhere further to go.
+            LOG.warning('the dead-letter queue refused message %s (%s): '
+                        '%s; kept, tried again; make room with '
+                        '"hwbus-manage dead purge"',
+                        outcome.message_id or '-', outcome.reason, exc)
+            return False
         LOG.warning('the dead-letter queue refused message %s (%s): %s; '
                     'handed to the broker\'s own dead-lettering (reason '
                     '"rejected"); make room with "hwbus-manage dead purge"',
                     outcome.message_id or '-', outcome.reason, exc)
         message.reject(requeue=False)
-        return
+        return True
     message.ack()
+    return True
 
 
 @dataclasses.dataclass
@@ -178,7 +188,7 @@ def _describe(message: Any) -> Dead:
     return Dead(
         message_id=escape(props.get('message_id') or '', 128),
         reason=escape(headers.get(DEAD_REASON) or
-                      _death_reason(headers) or '?', 64),
+                      death_reason(headers) or '?', 64),
         detail=escape(headers.get(DEAD_DETAIL) or '', 1000),
         user_id=escape(headers.get(ORIGINAL_USER) or
                        props.get('user_id') or '', 64),
@@ -188,7 +198,7 @@ def _describe(message: Any) -> Dead:
         raw=message)
 
 
-def _death_reason(headers: dict[str, Any]) -> str | None:
+def death_reason(headers: dict[str, Any]) -> str | None:
     """The broker's own reason (x-death), e.g. delivery_limit."""
     deaths = headers.get('x-death')
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):

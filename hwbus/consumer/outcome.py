@@ -26,6 +26,9 @@ class Kind(enum.StrEnum):
 
 # The reason of failures outside both error families (bugs).
 INTERNAL = 'internal-error'
+# The reason of a message that expired in the queue (its sender set a
+# per-message expiration) and that the broker dead-lettered itself.
+MESSAGE_EXPIRED = 'message-expired'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +69,11 @@ class Outcome:
     # gate (or the first after its expiry). Anything else, even signed,
     # is the sender's noise: its dead letter keeps size and digest.
     keep_body: bool = False
+    # Dead-lettered by the broker itself and read from its queue
+    # (Topology.broker_dead_queue): a copy the dead-letter queue refuses
+    # waits and is tried again, since that queue has nowhere further to
+    # send it.
+    broker_dead: bool = False
 
 
 @dataclasses.dataclass

@@ -45,6 +45,23 @@ HEARTBEAT_EVERY, DEPTH_EVERY = 1.0, 10.0
 # string of earlier losses reached), while a connection lost again at
 # once keeps it growing.
 STABLE_AFTER = 60.0
+# Seconds before a broker dead letter the dead-letter queue refused
+# (full) is tried again.
+REFUSED_WAIT = 5.0
+
+
+class _Later:
+    """An outcome that is ready again after ``delay`` seconds (a refused
+    copy's next try), settled like a worker's future."""
+
+    def __init__(self, outcome: Any, delay: float) -> None:
+        self.outcome, self.at = outcome, time.monotonic() + delay
+
+    def done(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def result(self) -> Any:
+        return self.outcome
 
 
 @dataclasses.dataclass
@@ -54,6 +71,9 @@ class Settings:
     dead_exchange: str = 'hwbus.dead'
     # Only its depth is read (hwbus_queue_depth).
     dead_queue: str = 'hwbus.inventory.dead'
+    # The broker's own dead letters (Topology.broker_dead_queue), which
+    # the consumer sorts into dead_queue; None: not read.
+    broker_dead_queue: str | None = 'hwbus.inventory.dead.broker'
     workers: int = 16
     prefetch: int = 32
     retry_window: float = 600.0
@@ -80,7 +100,9 @@ class Service:
                                retry_window=settings.retry_window,
                                max_backoff=settings.max_backoff,
                                internal_attempts=settings.internal_attempts)
-        self.pending: list[tuple[concurrent.futures.Future, Any]] = []
+        # (a worker's future or a _Later, the delivery)
+        self.pending: list[tuple[Any, Any]] = []
+        self._sorter: Any = None
         self.returned = 0  # messages given back to the queue (since start)
         self._consuming_since: float | None = None
         self._at_stop = (0, 0)
@@ -106,12 +128,31 @@ class Service:
             return
         self.pending.append((future, message))
 
+    def _on_broker_dead(self, message: Any) -> None:
+        """A message the broker dead-lettered itself (hwbus.broker.
+        topology.Topology.bindings says why they come here), sorted by
+        the reason the broker gave: the newest x-death entry, which the
+        broker writes (a sender may forge older ones, or x-first-death-*,
+        but not that)."""
+        try:
+            reason = deadletters.death_reason(message.headers or {}) or \
+                'dead-lettered'
+            future = self.workers.submit_dead(
+                wire.message_properties(message), reason)
+        except Exception as exc:
+            LOG.error('could not sort a dead letter of the broker\'s: %s',
+                      exc)
+            message.reject(requeue=True)
+            return
+        self.pending.append((future, message))
+
     def _settle(self, connection: kombu.Connection,
                 wait: float = 0.0) -> None:
         """Ack, dead-letter or requeue every message whose worker is done."""
-        if wait and self.pending:
-            concurrent.futures.wait([f for f, _ in self.pending],
-                                    timeout=wait)
+        futures = [f for f, _ in self.pending
+                   if isinstance(f, concurrent.futures.Future)]
+        if wait and futures:
+            concurrent.futures.wait(futures, timeout=wait)
         still = []
         # A dead letter's confirm is awaited on this connection, which
         # may deliver more messages meanwhile: they are appended to
@@ -124,8 +165,10 @@ class Service:
             if outcome.kind == Kind.APPLIED:
                 message.ack()
             elif outcome.kind == Kind.DEAD:
-                deadletters.publish(connection, self.settings.dead_exchange,
-                                    message, outcome)
+                if not deadletters.publish(connection,
+                                           self.settings.dead_exchange,
+                                           message, outcome):
+                    still.append((_Later(outcome, REFUSED_WAIT), message))
             else:
                 message.reject(requeue=True)
                 self.returned += 1
@@ -149,6 +192,7 @@ class Service:
                                       no_ack=False)
             consumer.qos(prefetch_count=settings.prefetch)
             consumer.consume()
+            self._sorter = self._sort_broker_dead_letters(channel)
             self._consuming_since = time.monotonic()
             last_depth = last_beat = 0.0
             try:
@@ -195,6 +239,32 @@ class Service:
                  'returned to the queue', in_flight, in_flight - returned,
                  returned)
 
+    def _sort_broker_dead_letters(self, channel: Any) -> Any:
+        """Consume the broker's own dead letters too, when that queue
+        exists: a broker set up by an older hwbus-manage has none (and
+        its dead-letter queue takes them all, as before)."""
+        queue = self.settings.broker_dead_queue
+        if not queue:
+            return None
+        probe = channel.connection.channel()
+        try:
+            probe.queue_declare(queue, passive=True)
+        except Exception as exc:
+            LOG.warning('not sorting the broker\'s dead letters: %s (run '
+                        '"hwbus-manage setup-broker" to add queue %s)',
+                        exc, queue)
+            return None
+        finally:
+            try:
+                probe.close()
+            except Exception as exc:
+                LOG.debug('closing the probe channel: %s', exc)
+        sorter = kombu.Consumer(channel, queues=[kombu.Queue(
+            queue, no_declare=True)], on_message=self._on_broker_dead,
+            no_ack=False)
+        sorter.consume()
+        return sorter
+
     def _depth(self, channel: Any) -> None:
         """hwbus_queue_depth of the inventory and the dead-letter queue.
 
@@ -204,8 +274,9 @@ class Service:
         on it, and intake must go on. A depth that cannot be read is
         removed, not left at its last value.
         """
-        for queue in dict.fromkeys((self.settings.queue,
-                                    self.settings.dead_queue)):
+        for queue in dict.fromkeys(q for q in (
+                self.settings.queue, self.settings.dead_queue,
+                self.settings.broker_dead_queue) if q):
             probe = None
             try:
                 probe = channel.connection.channel()

@@ -22,7 +22,7 @@ from typing import Any
 
 from hwbus import backoff
 from hwbus.consumer import metrics
-from hwbus.consumer.outcome import INTERNAL, Kind, Outcome
+from hwbus.consumer.outcome import INTERNAL, MESSAGE_EXPIRED, Kind, Outcome
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +42,35 @@ class Workers:
     def submit(self, body: bytes, properties: Mapping[str, Any]
                ) -> concurrent.futures.Future:
         return self.pool.submit(self.work, body, properties)
+
+    def submit_dead(self, properties: Mapping[str, Any], reason: str
+                    ) -> concurrent.futures.Future:
+        """A message the broker dead-lettered itself, to an outcome."""
+        return self.pool.submit(self.dead_lettered, properties, reason)
+
+    def dead_lettered(self, properties: Mapping[str, Any],
+                      reason: str) -> Outcome:
+        """What becomes of a message the broker dead-lettered: a copy in
+        the dead-letter queue, with its body only when a replay may need
+        it (``delivery_limit``: the consumer tried it and could not
+        finish; ``rejected``: the dead-letter queue was full).
+
+        A message that expired in the queue (its sender set
+        ``expiration``; a ramdisk never does) never reached the pipeline:
+        it is the sender's noise, kept as size and digest, and it ends
+        its sender's credential as any refused message does.
+        """
+        expired = reason == 'expired'
+        outcome = Outcome(
+            Kind.DEAD, MESSAGE_EXPIRED if expired else reason,
+            'expired in the queue (the sender set an expiration)' if expired
+            else f'dead-lettered by the broker ({reason})',
+            message_id=str(properties.get('message_id') or '')[:128],
+            keep_body=not expired, broker_dead=True)
+        if expired:
+            self.pipeline.refused(properties, outcome)
+        metrics.MESSAGES.labels(Kind.DEAD, outcome.reason).inc()
+        return outcome
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

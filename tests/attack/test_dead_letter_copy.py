@@ -18,10 +18,13 @@ text longer (a line separator, 3 bytes, becomes 6 characters), so
 
 from __future__ import annotations
 
+import os
 import time
 
+import pika
 import pytest
 
+from hwbus.localstack.common import wait_for
 from tests import amqpbytes as a
 from tests.attack import hostile, test_intake
 from tests.attack.test_intake import QUEUE
@@ -85,3 +88,48 @@ def test_headers_that_grow_when_escaped_cost_one_delivery(stack, figure,
            refused='bad-signature, one delivery, copy bounded',
            next_good_s=next_good)
 
+
+
+def test_messages_set_to_expire_leave_no_bodies_and_end_their_sender(
+        stack, figure):
+    """A per-message ``expiration``: what expires in the main queue (a
+    backlog deeper than the prefetch: here, the consumer is down) is
+    dead-lettered by the broker itself, before the consumer sees it. In
+    the dead-letter queue those kept their bodies and their credential
+    lived on, so one credential could fill it, and the main queue behind
+    it, for its whole TTL (sixth attacker). The consumer now sorts the
+    broker's dead letters: size and digest only, and the sender's
+    credential ends."""
+    issued = stack.issue()
+    body = os.urandom(100_000)
+    stack.consumer.stop()
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(
+            issued.params.connection_urls()[0]))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for _ in range(20):
+            channel.basic_publish(
+                'hwbus.inventory', f'inventory.{issued.params.user}', body,
+                pika.BasicProperties(expiration='1',
+                                     user_id=issued.params.user))
+        connection.close()
+        time.sleep(1)
+    finally:
+        stack.consumer.start()
+    started = time.monotonic()
+    next_good = stack.good_boot(started)
+    dead = stack.dead(20)
+    assert {p.headers['x-hwbus-dead-reason'] for p, _ in dead} == \
+        {'message-expired'}
+    kept = sum(len(b) for _, b in dead)
+    assert kept == 0, f'{len(dead)} dead letters kept {kept} bytes'
+    assert all(p.headers['x-hwbus-body-size'] == len(body) for p, _ in dead)
+    wait_for(lambda: stack.store.get(issued.credential.boot_id).state ==
+             'revoked', 30, 'the sender ended')
+    assert issued.credential.username not in stack.broker.users()
+    for queue in (QUEUE, 'hwbus.inventory.dead.broker'):
+        assert boots.depth(stack.broker, queue) == 0, queue
+    figure(attack='AMQP: 20 messages of 100 KB set to expire', attempts=20,
+           accepted=0, refused='message-expired, no bodies kept, sender '
+           'ended', next_good_s=next_good)

@@ -655,22 +655,25 @@ def _service(**settings):
 
 
 def test_depth_reports_the_inventory_and_the_dead_letter_queue():
-    connection = FakeConnection({'t1.inventory': 7, 't1.dead': 3})
+    connection = FakeConnection({'t1.inventory': 7, 't1.dead': 3,
+                                 't1.dead.broker': 1})
     consuming = FakeChannel(connection, {})
-    Service._depth(_service(queue='t1.inventory', dead_queue='t1.dead'),
-                   consuming)
-    assert (_depth_of('t1.inventory'), _depth_of('t1.dead')) == (7, 3)
+    Service._depth(_service(queue='t1.inventory', dead_queue='t1.dead',
+                            broker_dead_queue='t1.dead.broker'), consuming)
+    assert (_depth_of('t1.inventory'), _depth_of('t1.dead'),
+            _depth_of('t1.dead.broker')) == (7, 3, 1)
     # never on the consuming channel, and every probe channel closed
     assert consuming.declared == []
-    assert [c.declared for c in connection.opened] == [['t1.inventory'],
-                                                       ['t1.dead']]
+    assert [c.declared for c in connection.opened] == [
+        ['t1.inventory'], ['t1.dead'], ['t1.dead.broker']]
     assert all(c.closed for c in connection.opened)
 
 
 def test_a_failing_depth_check_stops_nothing():
     depths = {'t2.inventory': 4, 't2.dead': 2}
     connection = FakeConnection(depths)
-    service = _service(queue='t2.inventory', dead_queue='t2.dead')
+    service = _service(queue='t2.inventory', dead_queue='t2.dead',
+                       broker_dead_queue=None)
     Service._depth(service, FakeChannel(connection, {}))
     assert _depth_of('t2.dead') == 2
     depths['t2.dead'] = PermissionError('(403) ACCESS_REFUSED')
