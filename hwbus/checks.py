@@ -47,9 +47,7 @@ def management(mgmt: Any, topology: Any) -> Iterable[Result]:
                  f'RabbitMQ {overview.get("rabbitmq_version", "?")} at '
                  f'{mgmt.urls[0]} as [broker] admin_user')
     missing = []
-    for name, arguments in ((topology.queue, topology.queue_arguments()),
-                            (topology.dead_queue,
-                             topology.dead_queue_arguments())):
+    for name, arguments in topology.queues().items():
         queue = mgmt.queue(name)
         if queue is None:
             missing.append(f'queue {name}')
@@ -59,8 +57,14 @@ def management(mgmt: Any, topology: Any) -> Iterable[Result]:
     for name in topology.policies():
         if mgmt.policy(name) is None:
             missing.append(f'policy {name}')
-    if not mgmt.bindings(topology.exchange, topology.queue):
-        missing.append(f'binding {topology.exchange} → {topology.queue}')
+    for exchange, queue, key in topology.bindings():
+        if not any(b['routing_key'] == key
+                   for b in mgmt.bindings(exchange, queue)):
+            missing.append(f'binding {exchange} → {queue} ({key})')
+    for exchange, queue, key in topology.retired_bindings():
+        if any(b['routing_key'] == key
+               for b in mgmt.bindings(exchange, queue)):
+            missing.append(f'no more binding {exchange} → {queue} ({key})')
     if not mgmt.user_exists(topology.consumer_user):
         missing.append(f'user {topology.consumer_user}')
     if missing:
@@ -69,15 +73,15 @@ def management(mgmt: Any, topology: Any) -> Iterable[Result]:
     else:
         yield Result(OK, 'broker topology',
                      f'{topology.exchange}, {topology.queue}, '
-                     f'{topology.dead_queue}, policies, '
-                     f'{topology.consumer_user}')
+                     f'{topology.dead_queue}, {topology.broker_dead_queue}, '
+                     f'policies, {topology.consumer_user}')
     yield Result(NOTE, 'broker max_message_size',
                  f'not visible through the API: {topology.broker_config()}')
 
 
 def consumer_login(urls: list[str], queues: Iterable[str],
                    ssl_options: Any = False) -> Iterable[Result]:
-    """The consumer's own AMQP login, and that it may read both queues."""
+    """The consumer's own AMQP login, and that it may read its queues."""
     import kombu
 
     with kombu.Connection(urls, ssl=ssl_options,

@@ -25,7 +25,8 @@ def do_check() -> int:
                                                     topology),
                           'broker management API')
     results += checks.run(lambda: checks.consumer_login(
-        wiring.consumer_urls(), (topology.queue, topology.dead_queue),
+        wiring.consumer_urls(), (topology.queue, topology.dead_queue,
+                                 topology.broker_dead_queue),
         wiring.consumer_tls()), 'consumer broker login')
     results += checks.run(lambda: checks.store(CONF.database.connection),
                           'store')
