@@ -57,19 +57,27 @@ def management(mgmt: Any, topology: Any) -> Iterable[Result]:
     for name in topology.policies():
         if mgmt.policy(name) is None:
             missing.append(f'policy {name}')
+    absent = {name for name in topology.queues() if f'queue {name}' in
+              missing}
     for exchange, queue, key in topology.bindings():
-        if not any(b['routing_key'] == key
-                   for b in mgmt.bindings(exchange, queue)):
+        if queue not in absent and not any(
+                b['routing_key'] == key
+                for b in mgmt.bindings(exchange, queue)):
             missing.append(f'binding {exchange} → {queue} ({key})')
-    for exchange, queue, key in topology.retired_bindings():
-        if any(b['routing_key'] == key
-               for b in mgmt.bindings(exchange, queue)):
-            missing.append(f'no more binding {exchange} → {queue} ({key})')
     if not mgmt.user_exists(topology.consumer_user):
         missing.append(f'user {topology.consumer_user}')
-    if missing:
-        yield Result(FAIL, 'broker topology', f'missing {", ".join(missing)}:'
-                     f' run "hwbus-manage setup-broker"')
+    # What an older setup-broker made and this one removes.
+    stale = [f'binding {exchange} → {queue} ({key})'
+             for exchange, queue, key in topology.retired_bindings()
+             if queue not in absent and any(
+                 b['routing_key'] == key
+                 for b in mgmt.bindings(exchange, queue))]
+    if missing or stale:
+        problems = ([f'missing {", ".join(missing)}'] if missing else []) + \
+            ([f'left from an older setup: {", ".join(stale)}'] if stale
+             else [])
+        yield Result(FAIL, 'broker topology', f'{"; ".join(problems)}: '
+                     f'run "hwbus-manage setup-broker"')
     else:
         yield Result(OK, 'broker topology',
                      f'{topology.exchange}, {topology.queue}, '
