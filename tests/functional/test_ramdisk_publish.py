@@ -95,6 +95,35 @@ def test_setup_broker_is_idempotent_and_matches_its_definitions(
     connection.close()
 
 
+def test_setup_broker_removes_the_dead_letter_binding_of_older_versions(
+        config, broker):
+    """Older versions bound the dead-letter queue to every routing key,
+    so the broker's own dead letters (expired ones with their bodies)
+    went straight there: check names that binding, setup-broker removes
+    it and binds the broker's dead-letter queue instead."""
+    manage(config, 'setup-broker')
+    old = '/api/bindings/%2F/e/hwbus.dead/q/hwbus.inventory.dead'
+    assert broker.api('POST', old, json={'routing_key': '#'}).ok
+
+    def topology_line() -> str:
+        out = subprocess.run(
+            [str(BIN / 'hwbus-manage'), '--config-file', str(config),
+             'check'], capture_output=True, text=True, timeout=120).stdout
+        return next(line for line in out.splitlines()
+                    if 'broker topology' in line)
+
+    line = topology_line()
+    assert line.startswith('FAIL') and 'left from an older setup' in line
+    assert 'hwbus.dead → hwbus.inventory.dead (#)' in line
+    manage(config, 'setup-broker')
+    keys = {b['routing_key'] for b in broker.api('GET', old).json()}
+    assert keys == {'*'}
+    broker_dead = broker.api(
+        'GET', '/api/bindings/%2F/e/hwbus.dead/q/hwbus.inventory.dead.broker')
+    assert {b['routing_key'] for b in broker_dead.json()} == {'inventory.#'}
+    assert topology_line().startswith('OK')
+
+
 def test_issue_then_ramdisk_publishes_a_verifiable_inventory(config, broker):
     issued = json.loads(manage(config, 'issue', '--mac', MAC, '--ttl', '30m',
                                '--format', 'json').stdout)
