@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from hwbus.bootserver import server
+from hwbus.bootserver import pacing, server
 from hwbus.bootserver.app import create_app, printable
 from hwbus.bootserver.ratelimit import Limiter
 from hwbus.credentials import TooManyForMac
@@ -390,7 +390,7 @@ def test_a_client_that_stops_reading_is_abandoned():
             if len(writes) == 2:
                 await asyncio.sleep(3600)  # the client's window is shut
 
-        send = server._SendDeadline(stuck_send, 0.05, '10.0.0.5')
+        send = pacing.SendDeadline(stuck_send, 0.05, '10.0.0.5')
         for _ in range(5):
             await send({'type': 'http.response.body', 'body': b'x'})
         return send.abandoned, len(writes)
@@ -767,7 +767,7 @@ def test_bios_ipxe_says_i386_and_gets_the_x86_64_image(tmp_path):
 
 # -- minimum download rate (min_download_rate, download_grace) -------------
 def test_a_download_must_deliver_the_rate_after_the_grace():
-    pace = server._Pace(1000, 2.0)
+    pace = pacing.Pace(1000, 2.0)
     assert pace.behind(0, 100.0) is None  # starts the clock
     assert pace.behind(0, 102.0) is None  # the grace
     assert pace.behind(999, 103.0) is not None  # 1,000 due by now
@@ -775,7 +775,7 @@ def test_a_download_must_deliver_the_rate_after_the_grace():
     # a fast start earns a stall later, never more than its bytes' worth
     assert pace.behind(10000, 111.9) is None
     assert 'min_download_rate 1000' in pace.behind(10000, 112.1)
-    assert server._Pace(0, 2.0).behind(0, 1e9) is None  # 0: no minimum
+    assert pacing.Pace(0, 2.0).behind(0, 1e9) is None  # 0: no minimum
 
 
 def test_a_slow_reader_is_cut_once_and_the_rest_dropped(caplog):
@@ -788,9 +788,9 @@ def test_a_slow_reader_is_cut_once_and_the_rest_dropped(caplog):
             writes.append(message)
             await asyncio.sleep(0.05)  # 100 bytes each: 2,000 B/s
 
-        send = server._SendDeadline(trickle, 10.0, '10.0.0.5',
+        send = pacing.SendDeadline(trickle, 10.0, '10.0.0.5',
                                     'GET /images/x')
-        send.pace = server._Pace(10000, 0.1)
+        send.pace = pacing.Pace(10000, 0.1)
         for _ in range(40):
             await send({'type': 'http.response.body', 'body': b'x' * 100,
                         'more_body': True})
@@ -822,9 +822,9 @@ def test_a_cut_address_waits_for_its_next_download(caplog):
         async def send(message):
             pass
 
-        deadline = server._SendDeadline(send, 1.0, '10.0.0.5',
+        deadline = pacing.SendDeadline(send, 1.0, '10.0.0.5',
                                         'GET /images/vmlinuz', front._cut)
-        deadline.pace = server._Pace(1000, 30.0)
+        deadline.pace = pacing.Pace(1000, 30.0)
         deadline.cut('too slow')
         deadline.cut('too slow again')
 
@@ -867,7 +867,7 @@ def test_the_connection_is_found_behind_hypercorns_send():
 
         protocol_ = Protocol(Tcp().protocol_send)
         stream = Stream(protocol_.stream_send)
-        found = server._Connection.of(stream.app_send)
-        return found.writer is writer, server._Connection.of(print)
+        found = pacing.Connection.of(stream.app_send)
+        return found.writer is writer, pacing.Connection.of(print)
 
     assert asyncio.run(scenario()) == (True, None)
