@@ -56,9 +56,11 @@ def publish(connection: kombu.Connection, exchange: str, message: Any,
     bodies. A copy the client cannot encode (wire.safe_headers bounds
     what it keeps, so this is for what that did not foresee) goes again
     with the consumer's own headers only. When the dead-letter queue
-    refuses the copy (full), the message is handed to the broker's own
-    dead-lettering (at least once: kept until there is room), which loses
-    the reason but neither the message nor the consumer's pace; a message
+    refuses the copy (full), a message whose body is kept is handed to the
+    broker's own dead-lettering (at least once: kept until there is room),
+    which loses the reason but neither the message nor the consumer's
+    pace; any other is acked with its record in the log line (its body
+    was not to be kept, and the broker would keep it); a message
     that is the broker's dead letter already (``outcome.broker_dead``)
     is kept instead: False, and the caller tries again later.
     """
@@ -109,6 +111,20 @@ def publish(connection: kombu.Connection, exchange: str, message: Any,
                         '"hwbus-manage dead purge"',
                         outcome.message_id or '-', outcome.reason, exc)
             return False
+        if not outcome.keep_body:
+            # Noise (no replay needs its body): the record the copy would
+            # have been is this log line; handing it to the broker would
+            # keep the body after all (round-7 attacker: bodies filled the
+            # broker's dead-letter queue once this one was full).
+            LOG.warning('the dead-letter queue refused message %s (%s): '
+                        '%s; dropped, its body not kept anyway (%s, %d '
+                        'bytes, from %s): %s; make room with "hwbus-manage '
+                        'dead purge"', outcome.message_id or '-',
+                        outcome.reason, exc, ours[BODY_DIGEST],
+                        ours[BODY_SIZE], ours[ORIGINAL_USER] or '-',
+                        outcome.detail[:200])
+            message.ack()
+            return True
         LOG.warning('the dead-letter queue refused message %s (%s): %s; '
                     'handed to the broker\'s own dead-lettering (reason '
                     '"rejected"); make room with "hwbus-manage dead purge"',
