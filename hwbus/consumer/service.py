@@ -226,7 +226,11 @@ class Service:
         """
         returned_before, in_flight = self._at_stop
         deadline = time.monotonic() + self.settings.shutdown_timeout
-        while self.pending and time.monotonic() < deadline:
+        # A copy waiting for room in a full dead-letter queue (_Later) is
+        # not in flight: it goes back to its queue now, not at the
+        # deadline.
+        while any(not isinstance(f, _Later) for f, _ in self.pending) and \
+                time.monotonic() < deadline:
             try:
                 connection.drain_events(timeout=0.1)
             except TimeoutError:
