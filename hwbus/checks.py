@@ -59,19 +59,23 @@ def management(mgmt: Any, topology: Any) -> Iterable[Result]:
             missing.append(f'policy {name}')
     absent = {name for name in topology.queues() if f'queue {name}' in
               missing}
+    keys: dict[tuple[str, str], set[str]] = {}  # one call per pair
+
+    def bound(exchange: str, queue: str) -> set[str]:
+        if (exchange, queue) not in keys:
+            keys[exchange, queue] = {b['routing_key'] for b in
+                                     mgmt.bindings(exchange, queue)}
+        return keys[exchange, queue]
+
     for exchange, queue, key in topology.bindings():
-        if queue not in absent and not any(
-                b['routing_key'] == key
-                for b in mgmt.bindings(exchange, queue)):
+        if queue not in absent and key not in bound(exchange, queue):
             missing.append(f'binding {exchange} → {queue} ({key})')
     if not mgmt.user_exists(topology.consumer_user):
         missing.append(f'user {topology.consumer_user}')
     # What an older setup-broker made and this one removes.
     stale = [f'binding {exchange} → {queue} ({key})'
              for exchange, queue, key in topology.retired_bindings()
-             if queue not in absent and any(
-                 b['routing_key'] == key
-                 for b in mgmt.bindings(exchange, queue))]
+             if queue not in absent and key in bound(exchange, queue)]
     if missing or stale:
         problems = ([f'missing {", ".join(missing)}'] if missing else []) + \
             ([f'left from an older setup: {", ".join(stale)}'] if stale

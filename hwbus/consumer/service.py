@@ -64,6 +64,22 @@ class _Later:
         return self.outcome
 
 
+def _depth_of(channel: Any, queue: str) -> int:
+    """Messages ready in ``queue``, by a passive declare on a channel of
+    its own, never the consuming one: the broker closes the channel a
+    declare fails on (a queue missing or not readable), which would end
+    the consumer on it. Raises what the declare raised."""
+    probe = channel.connection.channel()
+    try:
+        _, count, _ = probe.queue_declare(queue, passive=True)
+        return count
+    finally:
+        try:
+            probe.close()
+        except Exception as exc:
+            LOG.debug('closing the channel that read %s: %s', queue, exc)
+
+
 @dataclasses.dataclass
 class Settings:
     urls: list[str]
@@ -250,19 +266,13 @@ class Service:
         queue = self.settings.broker_dead_queue
         if not queue:
             return None
-        probe = channel.connection.channel()
         try:
-            probe.queue_declare(queue, passive=True)
+            _depth_of(channel, queue)
         except Exception as exc:
             LOG.warning('not sorting the broker\'s dead letters: %s (run '
                         '"hwbus-manage setup-broker" to add queue %s)',
                         exc, queue)
             return None
-        finally:
-            try:
-                probe.close()
-            except Exception as exc:
-                LOG.debug('closing the probe channel: %s', exc)
         sorter = kombu.Consumer(channel, queues=[kombu.Queue(
             queue, no_declare=True)], on_message=self._on_broker_dead,
             no_ack=False)
@@ -272,32 +282,22 @@ class Service:
     def _depth(self, channel: Any) -> None:
         """hwbus_queue_depth of the inventory and the dead-letter queue.
 
-        Each passive declare has a channel of its own, never the
-        consuming one: the broker closes the channel a declare fails on
-        (a queue missing or not readable), which would end the consumer
-        on it, and intake must go on. A depth that cannot be read is
+        Each is read on a channel of its own (_depth_of), and intake must
+        go on whatever the broker answers. A depth that cannot be read is
         removed, not left at its last value.
         """
         for queue in dict.fromkeys(q for q in (
                 self.settings.queue, self.settings.dead_queue,
                 self.settings.broker_dead_queue) if q):
-            probe = None
             try:
-                probe = channel.connection.channel()
-                _, count, _ = probe.queue_declare(queue, passive=True)
-                metrics.QUEUE_DEPTH.labels(queue).set(count)
+                metrics.QUEUE_DEPTH.labels(queue).set(
+                    _depth_of(channel, queue))
             except Exception as exc:  # metrics must not stop intake
                 LOG.debug('queue depth of %s: %s', queue, exc)
                 try:
                     metrics.QUEUE_DEPTH.remove(queue)
                 except KeyError:
                     pass
-            finally:
-                try:
-                    if probe is not None:
-                        probe.close()
-                except Exception as exc:
-                    LOG.debug('queue depth of %s: %s', queue, exc)
 
     def run(self) -> None:
         """Consume until stop(); reconnect after any connection loss."""
